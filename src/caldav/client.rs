@@ -1,0 +1,617 @@
+//! The one HTTP client of the gateway: every request to the CalDAV server goes through
+//! [`CaldavClient`].
+//!
+//! - One `reqwest::Client` (rustls with the ring provider, keep-alive pool), with connect and
+//!   request timeouts and **no automatic redirects**: a redirected PUT or REPORT must never be
+//!   replayed silently elsewhere, and credentials must not follow a redirect to another host.
+//!   Discovery follows same-origin redirects itself (see [`super::discovery`]).
+//! - Response bodies are read up to `upstream.max_response_bytes`.
+//! - Operations: PROPFIND (RFC 4918 §9.1), GET/PUT/DELETE with `If-Match`, `If-None-Match: *`
+//!   and `If-Schedule-Tag-Match` (RFC 4791 §5.3.2, RFC 6638 §3.2.10), REPORT calendar-query and
+//!   calendar-multiget (RFC 4791 §7.8, §7.9), MKCALENDAR (RFC 4791 §5.3.1), MOVE
+//!   (RFC 4918 §9.9), OPTIONS, and the free-busy POST to the schedule outbox (RFC 6638 §5).
+
+use super::error::{CaldavError, TransportKind};
+use super::multistatus::{self, Multistatus, Recipient};
+use super::request::{self, PropName, QueryFilter};
+use crate::config::Config;
+use crate::secret::Secret;
+use reqwest::{Method, StatusCode, Url, header::HeaderMap};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+static PROPFIND: LazyLock<Method> =
+    LazyLock::new(|| Method::from_bytes(b"PROPFIND").expect("PROPFIND is a valid method token"));
+static REPORT: LazyLock<Method> =
+    LazyLock::new(|| Method::from_bytes(b"REPORT").expect("REPORT is a valid method token"));
+static MKCALENDAR: LazyLock<Method> = LazyLock::new(|| {
+    Method::from_bytes(b"MKCALENDAR").expect("MKCALENDAR is a valid method token")
+});
+static MOVE: LazyLock<Method> =
+    LazyLock::new(|| Method::from_bytes(b"MOVE").expect("MOVE is a valid method token"));
+
+/// The `PROPFIND` method (for callers that inspect raw answers).
+pub fn propfind_method() -> &'static Method {
+    &PROPFIND
+}
+
+const XML: &str = "application/xml; charset=utf-8";
+const CALENDAR: &str = "text/calendar; charset=utf-8";
+
+/// Upstream credentials: a login name and its password (redacted from Debug).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Upstream login name.
+    pub user: String,
+    /// Its password.
+    pub password: Secret<String>,
+}
+
+impl Credentials {
+    /// Builds credentials from a login name and a password.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            password: Secret::new(password.into()),
+        }
+    }
+}
+
+/// `Depth` header values (RFC 4918 §10.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The resource only.
+    Zero,
+    /// The resource and its members.
+    One,
+}
+
+impl Depth {
+    fn header(self) -> &'static str {
+        match self {
+            Depth::Zero => "0",
+            Depth::One => "1",
+        }
+    }
+}
+
+/// A raw upstream answer.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Response body (at most `max_response_bytes`).
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A header value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `ETag` header.
+    pub fn etag(&self) -> Option<String> {
+        self.header("etag").map(str::to_owned)
+    }
+
+    /// The `Schedule-Tag` header (RFC 6638 §8.3).
+    pub fn schedule_tag(&self) -> Option<String> {
+        self.header("schedule-tag").map(str::to_owned)
+    }
+
+    fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A calendar object resource as read from the upstream.
+#[derive(Debug, Clone)]
+pub struct CalendarObject {
+    /// Its URL.
+    pub url: Url,
+    /// Its ETag, when the server reported one.
+    pub etag: Option<String>,
+    /// Its Schedule-Tag, when the server reported one (RFC 6638 §3.2.10).
+    pub schedule_tag: Option<String>,
+    /// The iCalendar text.
+    pub data: String,
+}
+
+/// The precondition of a write, so that nothing is overwritten blindly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteCondition<'a> {
+    /// Create only: `If-None-Match: *`.
+    Create,
+    /// Replace only this version: `If-Match: <etag>`.
+    IfMatch(&'a str),
+    /// Replace only if the scheduling state is unchanged: `If-Schedule-Tag-Match: <tag>`.
+    IfScheduleTagMatch(&'a str),
+}
+
+impl<'a> WriteCondition<'a> {
+    /// The condition for updating an object that was read: its Schedule-Tag where the server
+    /// sends one (RFC 6638 §3.2.10), else its ETag. `None` when it has neither: the caller must
+    /// re-read the object rather than write blindly.
+    pub fn for_object(object: &'a CalendarObject) -> Option<WriteCondition<'a>> {
+        if let Some(tag) = &object.schedule_tag {
+            Some(WriteCondition::IfScheduleTagMatch(tag))
+        } else {
+            object.etag.as_deref().map(WriteCondition::IfMatch)
+        }
+    }
+}
+
+/// What a successful PUT reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// 201 Created (a new resource) rather than 200/204 (replaced).
+    pub created: bool,
+    /// The new ETag; Cyrus omits it when it rewrote the object (scheduling), so it may be absent.
+    pub etag: Option<String>,
+    /// The new Schedule-Tag, when the server sends one.
+    pub schedule_tag: Option<String>,
+}
+
+/// The gateway's CalDAV client. Cheap to clone: the connection pool is shared.
+#[derive(Debug, Clone)]
+pub struct CaldavClient {
+    http: reqwest::Client,
+    base: Url,
+    max_body: usize,
+}
+
+/// Installs ring as rustls' process-wide crypto provider (idempotent). reqwest is built with
+/// `rustls-no-provider`, so this must run before the first client is built.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl CaldavClient {
+    /// Builds the client from the configuration.
+    pub fn from_config(config: &Config) -> Result<CaldavClient, crate::config::ConfigError> {
+        install_crypto_provider();
+        let base = config.upstream_url()?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout())
+            .timeout(config.request_timeout())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .user_agent(concat!("calgate/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &config.upstream.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| crate::config::ConfigError::Invalid {
+                key: "upstream.ca_file".into(),
+                reason: format!("cannot read {}: {e}", ca.display()),
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    key: "upstream.ca_file".into(),
+                    reason: format!("not a PEM certificate bundle: {e}"),
+                }
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| crate::config::ConfigError::Invalid {
+                key: "upstream".into(),
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(CaldavClient {
+            http,
+            base,
+            max_body: config.upstream.max_response_bytes,
+        })
+    }
+
+    /// The configured base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// Resolves an href from a response against a request URL, refusing other origins so that
+    /// credentials are never sent to a host the operator did not configure.
+    pub fn resolve(&self, against: &Url, href: &str) -> Result<Url, CaldavError> {
+        let url = against.join(href).map_err(|e| CaldavError::Malformed {
+            method: "resolve".into(),
+            path: against.path().into(),
+            detail: format!("bad href {href:?}: {e}"),
+        })?;
+        if url.origin() != self.base.origin() {
+            return Err(CaldavError::Malformed {
+                method: "resolve".into(),
+                path: against.path().into(),
+                detail: format!("href {href:?} points to another host"),
+            });
+        }
+        Ok(url)
+    }
+
+    /// Sends one request and reads the answer, whatever its status.
+    pub async fn send(
+        &self,
+        method: &Method,
+        url: &Url,
+        creds: Option<&Credentials>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, String)>,
+    ) -> Result<HttpResponse, CaldavError> {
+        let started = Instant::now();
+        let mut req = self.http.request(method.clone(), url.clone());
+        if let Some(c) = creds {
+            req = req.basic_auth(&c.user, Some(c.password.expose()));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some((content_type, body)) = body {
+            req = req.header("content-type", content_type).body(body);
+        }
+        let transport = |e: reqwest::Error| {
+            let kind = if e.is_timeout() {
+                TransportKind::Timeout
+            } else if e.is_connect() {
+                TransportKind::Connect
+            } else {
+                TransportKind::Broken
+            };
+            CaldavError::Transport {
+                kind,
+                method: method.to_string(),
+                path: url.path().to_owned(),
+                detail: error_chain(&e),
+            }
+        };
+        let mut resp = req.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let headers = std::mem::take(resp.headers_mut());
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_body as u64)
+        {
+            return Err(self.too_large(method, url));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(self.too_large(method, url));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        tracing::debug!(
+            target: "calgate::upstream",
+            method = %method,
+            path = url.path(),
+            user = creds.map(|c| c.user.as_str()).unwrap_or("-"),
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "upstream request"
+        );
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn too_large(&self, method: &Method, url: &Url) -> CaldavError {
+        CaldavError::TooLarge {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+            limit: self.max_body,
+        }
+    }
+
+    /// Turns a non-2xx answer into the matching error.
+    pub fn check(
+        &self,
+        method: &Method,
+        url: &Url,
+        resp: HttpResponse,
+    ) -> Result<HttpResponse, CaldavError> {
+        if resp.is_success() {
+            return Ok(resp);
+        }
+        if (300..400).contains(&resp.status) {
+            return Err(CaldavError::Redirect {
+                method: method.to_string(),
+                path: url.path().to_owned(),
+                status: resp.status,
+                location: resp.header("location").unwrap_or("(none)").to_owned(),
+            });
+        }
+        let condition = std::str::from_utf8(&resp.body)
+            .ok()
+            .and_then(multistatus::parse_error_condition);
+        Err(CaldavError::Status {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+            status: resp.status,
+            condition,
+        })
+    }
+
+    fn text(method: &Method, url: &Url, resp: &HttpResponse) -> Result<String, CaldavError> {
+        String::from_utf8(resp.body.clone()).map_err(|_| CaldavError::Malformed {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+            detail: "body is not UTF-8".into(),
+        })
+    }
+
+    fn multistatus(
+        method: &Method,
+        url: &Url,
+        resp: &HttpResponse,
+    ) -> Result<Multistatus, CaldavError> {
+        if resp.status != 207 {
+            return Err(CaldavError::Malformed {
+                method: method.to_string(),
+                path: url.path().to_owned(),
+                detail: format!("expected 207 Multi-Status, got {}", resp.status),
+            });
+        }
+        let text = Self::text(method, url, resp)?;
+        multistatus::parse_multistatus(&text).map_err(|detail| CaldavError::Malformed {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+            detail,
+        })
+    }
+
+    /// `OPTIONS`: the compliance classes of the `DAV` header (RFC 4918 §10.1).
+    pub async fn options(
+        &self,
+        url: &Url,
+        creds: &Credentials,
+    ) -> Result<Vec<String>, CaldavError> {
+        let resp = self
+            .send(&Method::OPTIONS, url, Some(creds), &[], None)
+            .await?;
+        let resp = self.check(&Method::OPTIONS, url, resp)?;
+        Ok(resp
+            .headers
+            .get_all("dav")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect())
+    }
+
+    /// `PROPFIND` for the given properties.
+    pub async fn propfind(
+        &self,
+        url: &Url,
+        depth: Depth,
+        props: &[PropName],
+        creds: &Credentials,
+    ) -> Result<Multistatus, CaldavError> {
+        let resp = self.propfind_raw(url, depth, props, creds).await?;
+        let resp = self.check(&PROPFIND, url, resp)?;
+        Self::multistatus(&PROPFIND, url, &resp)
+    }
+
+    /// `PROPFIND` without status checking (discovery inspects redirects itself).
+    pub async fn propfind_raw(
+        &self,
+        url: &Url,
+        depth: Depth,
+        props: &[PropName],
+        creds: &Credentials,
+    ) -> Result<HttpResponse, CaldavError> {
+        self.send(
+            &PROPFIND,
+            url,
+            Some(creds),
+            &[("depth", depth.header())],
+            Some((XML, request::propfind(props))),
+        )
+        .await
+    }
+
+    /// Parses a 207 answer obtained with [`Self::propfind_raw`].
+    pub fn parse_propfind(
+        &self,
+        url: &Url,
+        resp: &HttpResponse,
+    ) -> Result<Multistatus, CaldavError> {
+        Self::multistatus(&PROPFIND, url, resp)
+    }
+
+    /// `GET` of a calendar object.
+    pub async fn get(&self, url: &Url, creds: &Credentials) -> Result<CalendarObject, CaldavError> {
+        let resp = self.send(&Method::GET, url, Some(creds), &[], None).await?;
+        let resp = self.check(&Method::GET, url, resp)?;
+        Ok(CalendarObject {
+            url: url.clone(),
+            etag: resp.etag(),
+            schedule_tag: resp.schedule_tag(),
+            data: Self::text(&Method::GET, url, &resp)?,
+        })
+    }
+
+    /// `PUT` of iCalendar data under a precondition.
+    pub async fn put(
+        &self,
+        url: &Url,
+        ics: String,
+        condition: WriteCondition<'_>,
+        creds: &Credentials,
+    ) -> Result<PutOutcome, CaldavError> {
+        let header = match condition {
+            WriteCondition::Create => ("if-none-match", "*"),
+            WriteCondition::IfMatch(etag) => ("if-match", etag),
+            WriteCondition::IfScheduleTagMatch(tag) => ("if-schedule-tag-match", tag),
+        };
+        let resp = self
+            .send(
+                &Method::PUT,
+                url,
+                Some(creds),
+                &[header],
+                Some((CALENDAR, ics)),
+            )
+            .await?;
+        let resp = self.check(&Method::PUT, url, resp)?;
+        Ok(PutOutcome {
+            created: resp.status == StatusCode::CREATED.as_u16(),
+            etag: resp.etag(),
+            schedule_tag: resp.schedule_tag(),
+        })
+    }
+
+    /// `DELETE`, with `If-Match` when an ETag is given.
+    pub async fn delete(
+        &self,
+        url: &Url,
+        if_match: Option<&str>,
+        creds: &Credentials,
+    ) -> Result<(), CaldavError> {
+        let headers: Vec<(&str, &str)> = if_match.map(|e| ("if-match", e)).into_iter().collect();
+        let resp = self
+            .send(&Method::DELETE, url, Some(creds), &headers, None)
+            .await?;
+        self.check(&Method::DELETE, url, resp).map(|_| ())
+    }
+
+    /// `REPORT calendar-query` on a calendar collection.
+    pub async fn calendar_query(
+        &self,
+        calendar: &Url,
+        filter: &QueryFilter,
+        creds: &Credentials,
+    ) -> Result<Vec<CalendarObject>, CaldavError> {
+        self.report_objects(calendar, request::calendar_query(filter), creds)
+            .await
+    }
+
+    /// `REPORT calendar-multiget` for the given object URLs (all in `calendar`).
+    pub async fn calendar_multiget(
+        &self,
+        calendar: &Url,
+        objects: &[Url],
+        creds: &Credentials,
+    ) -> Result<Vec<CalendarObject>, CaldavError> {
+        let hrefs: Vec<String> = objects.iter().map(|u| u.path().to_owned()).collect();
+        self.report_objects(calendar, request::calendar_multiget(&hrefs), creds)
+            .await
+    }
+
+    async fn report_objects(
+        &self,
+        calendar: &Url,
+        body: String,
+        creds: &Credentials,
+    ) -> Result<Vec<CalendarObject>, CaldavError> {
+        let resp = self
+            .send(
+                &REPORT,
+                calendar,
+                Some(creds),
+                &[("depth", "1")],
+                Some((XML, body)),
+            )
+            .await?;
+        let resp = self.check(&REPORT, calendar, resp)?;
+        let ms = Self::multistatus(&REPORT, calendar, &resp)?;
+        let mut out = Vec::new();
+        for r in &ms.responses {
+            let Some(data) = r.prop(multistatus::CALDAV, "calendar-data") else {
+                continue; // 404 entries of a multiget, or the collection itself
+            };
+            out.push(CalendarObject {
+                url: self.resolve(calendar, &r.href)?,
+                etag: r
+                    .prop(multistatus::DAV, "getetag")
+                    .map(|p| p.text.trim().to_owned()),
+                schedule_tag: r
+                    .prop(multistatus::CALDAV, "schedule-tag")
+                    .map(|p| p.text.trim().to_owned())
+                    .filter(|t| !t.is_empty()),
+                data: data.text.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `MKCALENDAR` with a display name.
+    pub async fn mkcalendar(
+        &self,
+        url: &Url,
+        displayname: &str,
+        creds: &Credentials,
+    ) -> Result<(), CaldavError> {
+        let resp = self
+            .send(
+                &MKCALENDAR,
+                url,
+                Some(creds),
+                &[],
+                Some((XML, request::mkcalendar(displayname))),
+            )
+            .await?;
+        self.check(&MKCALENDAR, url, resp).map(|_| ())
+    }
+
+    /// `MOVE` a resource to a new URL on the same server.
+    pub async fn move_to(
+        &self,
+        from: &Url,
+        to: &Url,
+        overwrite: bool,
+        creds: &Credentials,
+    ) -> Result<(), CaldavError> {
+        let headers = [
+            ("destination", to.as_str()),
+            ("overwrite", if overwrite { "T" } else { "F" }),
+        ];
+        let resp = self.send(&MOVE, from, Some(creds), &headers, None).await?;
+        self.check(&MOVE, from, resp).map(|_| ())
+    }
+
+    /// `POST` of a scheduling request (a VFREEBUSY REQUEST) to a schedule outbox; the answer is
+    /// parsed per recipient (RFC 6638 §5, §10.1).
+    pub async fn post_schedule(
+        &self,
+        outbox: &Url,
+        ics: String,
+        creds: &Credentials,
+    ) -> Result<Vec<Recipient>, CaldavError> {
+        let resp = self
+            .send(
+                &Method::POST,
+                outbox,
+                Some(creds),
+                &[],
+                Some((CALENDAR, ics)),
+            )
+            .await?;
+        let resp = self.check(&Method::POST, outbox, resp)?;
+        let text = Self::text(&Method::POST, outbox, &resp)?;
+        multistatus::parse_schedule_response(&text).map_err(|detail| CaldavError::Malformed {
+            method: "POST".into(),
+            path: outbox.path().to_owned(),
+            detail,
+        })
+    }
+}
+
+/// The error and its sources on one line (reqwest hides the useful part in `source()`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

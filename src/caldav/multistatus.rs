@@ -1,0 +1,439 @@
+//! Reading WebDAV and CalDAV XML responses.
+//!
+//! - `DAV:multistatus` (RFC 4918 §13, §14.16): one [`Response`] per `DAV:response`, with its
+//!   `propstat` blocks; only properties in a 2xx propstat count as present.
+//! - `CALDAV:schedule-response` (RFC 6638 §10.1, §10.2): one [`Recipient`] per free-busy or
+//!   scheduling recipient, with its `request-status` and `calendar-data`.
+//! - `DAV:error` bodies (RFC 4918 §16): the precondition element.
+//!
+//! Elements are matched by namespace URI and local name, never by prefix: servers send `D:`,
+//! `d:`, a default namespace or `ns0:` for the same element. Parsing uses roxmltree with DTDs off
+//! and a node limit, so hostile bodies cannot expand entities or exhaust memory.
+
+use super::error::Condition;
+use roxmltree::{Document, Node, ParsingOptions};
+
+/// The WebDAV namespace (RFC 4918).
+pub const DAV: &str = "DAV:";
+/// The CalDAV namespace (RFC 4791, RFC 6638).
+pub const CALDAV: &str = "urn:ietf:params:xml:ns:caldav";
+/// Apple's calendarserver namespace (getctag and friends).
+pub const CALSERVER: &str = "http://calendarserver.org/ns/";
+
+const NODES_LIMIT: u32 = 1_000_000;
+
+/// A parsed `DAV:multistatus`.
+#[derive(Debug, Clone, Default)]
+pub struct Multistatus {
+    /// The `DAV:response` elements in document order.
+    pub responses: Vec<Response>,
+}
+
+/// One `DAV:response`.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The `DAV:href` as sent (percent-encoded; resolve it against the request URL).
+    pub href: String,
+    /// A response-level `DAV:status` (used instead of propstats, e.g. 404 in a multiget).
+    pub status: Option<u16>,
+    /// The `DAV:propstat` blocks.
+    pub propstats: Vec<Propstat>,
+}
+
+/// One `DAV:propstat`.
+#[derive(Debug, Clone)]
+pub struct Propstat {
+    /// Its status code (200, 404 …).
+    pub status: u16,
+    /// The properties it reports.
+    pub props: Vec<Property>,
+}
+
+/// One property element inside `DAV:prop`.
+#[derive(Debug, Clone)]
+pub struct Property {
+    /// Namespace URI.
+    pub namespace: String,
+    /// Local name.
+    pub name: String,
+    /// All text inside the element (CDATA included), e.g. an ETag or calendar-data.
+    pub text: String,
+    /// Text of every `DAV:href` inside, in order (e.g. calendar-user-address-set).
+    pub hrefs: Vec<String>,
+    /// The element children (e.g. `DAV:collection`, `CALDAV:calendar` in resourcetype, or
+    /// `CALDAV:comp name="VEVENT"` in supported-calendar-component-set).
+    pub children: Vec<Element>,
+}
+
+/// A child element of a property, reduced to its name and attributes.
+#[derive(Debug, Clone)]
+pub struct Element {
+    /// Namespace URI.
+    pub namespace: String,
+    /// Local name.
+    pub name: String,
+    /// Attributes as (local name, value).
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Property {
+    /// True when a child element with this namespace and name is present.
+    pub fn has_child(&self, namespace: &str, name: &str) -> bool {
+        self.children
+            .iter()
+            .any(|c| c.namespace == namespace && c.name == name)
+    }
+
+    /// The first `DAV:href` inside the property.
+    pub fn href(&self) -> Option<&str> {
+        self.hrefs.first().map(String::as_str)
+    }
+}
+
+impl Response {
+    /// A property reported with a 2xx status, by namespace URI and local name.
+    pub fn prop(&self, namespace: &str, name: &str) -> Option<&Property> {
+        self.propstats
+            .iter()
+            .filter(|ps| (200..300).contains(&ps.status))
+            .flat_map(|ps| ps.props.iter())
+            .find(|p| p.namespace == namespace && p.name == name)
+    }
+
+    /// True when the resource is a collection of the given kind (`DAV:resourcetype`).
+    pub fn is_resource_type(&self, namespace: &str, name: &str) -> bool {
+        self.prop(DAV, "resourcetype")
+            .is_some_and(|rt| rt.has_child(namespace, name))
+    }
+}
+
+/// One recipient of a `CALDAV:schedule-response`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The recipient's calendar user address (`mailto:bob@example.com`).
+    pub recipient: String,
+    /// The `request-status`, e.g. `2.0;Success` or `3.7;Invalid calendar user`.
+    pub request_status: String,
+    /// The `calendar-data` (a VFREEBUSY REPLY for free-busy requests), when present.
+    pub calendar_data: Option<String>,
+}
+
+impl Recipient {
+    /// The numeric class of the request-status (`2` in `2.0;Success`), when it parses.
+    pub fn status_class(&self) -> Option<u8> {
+        self.request_status
+            .trim()
+            .trim_matches('"')
+            .split('.')
+            .next()
+            .and_then(|c| c.trim().parse().ok())
+    }
+
+    /// The full code (`3.7`) without the description.
+    pub fn status_code(&self) -> &str {
+        self.request_status
+            .trim()
+            .trim_matches('"')
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+    }
+}
+
+fn parse_document(body: &str) -> Result<Document<'_>, String> {
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: NODES_LIMIT,
+        ..ParsingOptions::default()
+    };
+    Document::parse_with_options(body, opts).map_err(|e| format!("invalid XML: {e}"))
+}
+
+fn is(node: &Node<'_, '_>, namespace: &str, name: &str) -> bool {
+    node.is_element() && node.has_tag_name((namespace, name))
+}
+
+fn children<'a, 'input>(
+    node: Node<'a, 'input>,
+    namespace: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    node.children().filter(move |c| is(c, namespace, name))
+}
+
+fn child<'a, 'input>(
+    node: Node<'a, 'input>,
+    namespace: &str,
+    name: &str,
+) -> Option<Node<'a, 'input>> {
+    node.children().find(|c| is(c, namespace, name))
+}
+
+/// All text below a node (text and CDATA, concatenated).
+fn text_of(node: Node<'_, '_>) -> String {
+    node.descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .collect()
+}
+
+/// The status code of an HTTP status line such as `HTTP/1.1 200 OK`.
+pub fn parse_status_line(line: &str) -> Option<u16> {
+    let mut parts = line.split_whitespace();
+    let proto = parts.next()?;
+    if !proto.starts_with("HTTP/") {
+        return None;
+    }
+    parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|s| (100..600).contains(s))
+}
+
+/// Parses a `DAV:multistatus` body.
+pub fn parse_multistatus(body: &str) -> Result<Multistatus, String> {
+    let doc = parse_document(body)?;
+    let root = doc.root_element();
+    if !is(&root, DAV, "multistatus") {
+        return Err(format!(
+            "expected DAV:multistatus, found {{{}}}{}",
+            root.tag_name().namespace().unwrap_or(""),
+            root.tag_name().name()
+        ));
+    }
+    let mut responses = Vec::new();
+    for r in children(root, DAV, "response") {
+        let href = child(r, DAV, "href")
+            .map(text_of)
+            .map(|h| h.trim().to_owned())
+            .ok_or("DAV:response without DAV:href")?;
+        let status = child(r, DAV, "status").and_then(|s| parse_status_line(&text_of(s)));
+        let mut propstats = Vec::new();
+        for ps in children(r, DAV, "propstat") {
+            let status = child(ps, DAV, "status")
+                .and_then(|s| parse_status_line(&text_of(s)))
+                .ok_or("DAV:propstat without a valid DAV:status")?;
+            let props = child(ps, DAV, "prop")
+                .map(|p| {
+                    p.children()
+                        .filter(Node::is_element)
+                        .map(read_property)
+                        .collect()
+                })
+                .unwrap_or_default();
+            propstats.push(Propstat { status, props });
+        }
+        responses.push(Response {
+            href,
+            status,
+            propstats,
+        });
+    }
+    Ok(Multistatus { responses })
+}
+
+fn read_property(node: Node<'_, '_>) -> Property {
+    Property {
+        namespace: node.tag_name().namespace().unwrap_or("").to_owned(),
+        name: node.tag_name().name().to_owned(),
+        text: text_of(node),
+        hrefs: node
+            .descendants()
+            .filter(|n| is(n, DAV, "href"))
+            .map(|n| text_of(n).trim().to_owned())
+            .collect(),
+        children: node
+            .children()
+            .filter(Node::is_element)
+            .map(|c| Element {
+                namespace: c.tag_name().namespace().unwrap_or("").to_owned(),
+                name: c.tag_name().name().to_owned(),
+                attributes: c
+                    .attributes()
+                    .map(|a| (a.name().to_owned(), a.value().to_owned()))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Parses a `CALDAV:schedule-response` (RFC 6638 §10.1).
+pub fn parse_schedule_response(body: &str) -> Result<Vec<Recipient>, String> {
+    let doc = parse_document(body)?;
+    let root = doc.root_element();
+    if !is(&root, CALDAV, "schedule-response") {
+        return Err(format!(
+            "expected CALDAV:schedule-response, found {{{}}}{}",
+            root.tag_name().namespace().unwrap_or(""),
+            root.tag_name().name()
+        ));
+    }
+    let mut out = Vec::new();
+    for r in children(root, CALDAV, "response") {
+        let recipient = child(r, CALDAV, "recipient")
+            .map(|rc| match child(rc, DAV, "href") {
+                Some(h) => text_of(h),
+                None => text_of(rc),
+            })
+            .map(|s| s.trim().to_owned())
+            .ok_or("CALDAV:response without CALDAV:recipient")?;
+        let request_status = child(r, CALDAV, "request-status")
+            .map(|s| text_of(s).trim().to_owned())
+            .ok_or("CALDAV:response without CALDAV:request-status")?;
+        let calendar_data = child(r, CALDAV, "calendar-data").map(text_of);
+        out.push(Recipient {
+            recipient,
+            request_status,
+            calendar_data,
+        });
+    }
+    Ok(out)
+}
+
+/// The first precondition element of a `DAV:error` body (RFC 4918 §16), if the body is one.
+pub fn parse_error_condition(body: &str) -> Option<Condition> {
+    let doc = parse_document(body).ok()?;
+    let root = doc.root_element();
+    if !is(&root, DAV, "error") {
+        return None;
+    }
+    root.children().find(Node::is_element).map(|c| Condition {
+        namespace: c.tag_name().namespace().unwrap_or("").to_owned(),
+        name: c.tag_name().name().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multistatus_with_any_prefix_and_propstat_statuses() {
+        let body = r#"<?xml version="1.0" encoding="utf-8"?>
+<ns0:multistatus xmlns:ns0="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+ <ns0:response><ns0:href>/dav/principals/user/alice/</ns0:href>
+  <ns0:propstat><ns0:prop>
+    <C:calendar-home-set><ns0:href>/dav/calendars/user/alice/</ns0:href></C:calendar-home-set>
+    <C:calendar-user-address-set><ns0:href>mailto:alice@example.com</ns0:href><ns0:href>/dav/principals/user/alice/</ns0:href></C:calendar-user-address-set>
+  </ns0:prop><ns0:status>HTTP/1.1 200 OK</ns0:status></ns0:propstat>
+  <ns0:propstat><ns0:prop><C:schedule-inbox-URL/></ns0:prop><ns0:status>HTTP/1.1 404 Not Found</ns0:status></ns0:propstat>
+ </ns0:response>
+</ns0:multistatus>"#;
+        let ms = parse_multistatus(body).unwrap();
+        assert_eq!(ms.responses.len(), 1);
+        let r = &ms.responses[0];
+        assert_eq!(r.href, "/dav/principals/user/alice/");
+        assert_eq!(
+            r.prop(CALDAV, "calendar-home-set").unwrap().href(),
+            Some("/dav/calendars/user/alice/")
+        );
+        assert_eq!(
+            r.prop(CALDAV, "calendar-user-address-set").unwrap().hrefs,
+            vec!["mailto:alice@example.com", "/dav/principals/user/alice/"]
+        );
+        assert!(
+            r.prop(CALDAV, "schedule-inbox-URL").is_none(),
+            "404 propstat is absent"
+        );
+    }
+
+    #[test]
+    fn default_namespace_resourcetype_and_cdata() {
+        let body = r#"<multistatus xmlns="DAV:"><response><href>/c/Default/</href><propstat><prop>
+<resourcetype><collection/><calendar xmlns="urn:ietf:params:xml:ns:caldav"/></resourcetype>
+<getetag>"abc"</getetag>
+<C:calendar-data xmlns:C="urn:ietf:params:xml:ns:caldav"><![CDATA[BEGIN:VCALENDAR
+END:VCALENDAR
+]]></C:calendar-data>
+</prop><status>HTTP/1.1 200 OK</status></propstat></response></multistatus>"#;
+        let ms = parse_multistatus(body).unwrap();
+        let r = &ms.responses[0];
+        assert!(r.is_resource_type(CALDAV, "calendar"));
+        assert!(!r.is_resource_type(CALDAV, "schedule-inbox"));
+        assert_eq!(r.prop(DAV, "getetag").unwrap().text, "\"abc\"");
+        assert!(
+            r.prop(CALDAV, "calendar-data")
+                .unwrap()
+                .text
+                .starts_with("BEGIN:VCALENDAR\n")
+        );
+    }
+
+    #[test]
+    fn entities_are_resolved_and_dtds_refused() {
+        let body = r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/a%20b/&amp;x.ics</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response></d:multistatus>"#;
+        let ms = parse_multistatus(body).unwrap();
+        assert_eq!(ms.responses[0].href, "/a%20b/&x.ics");
+        assert_eq!(ms.responses[0].status, Some(404));
+        let laughs = r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><d:multistatus xmlns:d="DAV:">&b;</d:multistatus>"#;
+        assert!(parse_multistatus(laughs).is_err());
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_panics() {
+        for body in [
+            "",
+            "not xml",
+            "<d:multistatus xmlns:d=\"DAV:\">",
+            "<multistatus/>",
+            "<d:multistatus xmlns:d=\"DAV:\"><d:response/></d:multistatus>",
+            "<d:multistatus xmlns:d=\"DAV:\"><d:response><d:href>/</d:href><d:propstat><d:prop/></d:propstat></d:response></d:multistatus>",
+        ] {
+            assert!(parse_multistatus(body).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn schedule_response_from_cyrus_and_davical() {
+        let cyrus = r#"<?xml version="1.0" encoding="utf-8"?>
+<C:schedule-response xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:D="DAV:"><C:response><C:recipient><D:href>mailto:bob@example.com</D:href></C:recipient><C:request-status>2.0;Success</C:request-status><C:calendar-data content-type="text/calendar" version="2.0"><![CDATA[BEGIN:VCALENDAR
+FREEBUSY:20301202T100000Z/20301202T110000Z
+END:VCALENDAR
+]]></C:calendar-data></C:response><C:response><C:recipient><D:href>mailto:zed@example.com</D:href></C:recipient><C:request-status>3.7;Invalid calendar user</C:request-status></C:response></C:schedule-response>"#;
+        let r = parse_schedule_response(cyrus).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].recipient, "mailto:bob@example.com");
+        assert_eq!(r[0].status_class(), Some(2));
+        assert!(
+            r[0].calendar_data
+                .as_deref()
+                .unwrap()
+                .contains("FREEBUSY:2030")
+        );
+        assert_eq!(r[1].status_code(), "3.7");
+        assert_eq!(r[1].calendar_data, None);
+        // DAViCal: DAV: as the default namespace, href without prefix.
+        let davical = r#"<C:schedule-response xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+ <C:response><C:recipient><href>mailto:bob@example.com</href></C:recipient>
+  <C:request-status>2.0;Success</C:request-status>
+  <C:calendar-data>BEGIN:VCALENDAR
+END:VCALENDAR
+</C:calendar-data></C:response></C:schedule-response>"#;
+        let r = parse_schedule_response(davical).unwrap();
+        assert_eq!(r[0].recipient, "mailto:bob@example.com");
+        assert_eq!(r[0].status_code(), "2.0");
+    }
+
+    #[test]
+    fn error_condition() {
+        let body = r#"<?xml version="1.0"?><D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict><D:href>/x.ics</D:href></C:no-uid-conflict></D:error>"#;
+        let c = parse_error_condition(body).unwrap();
+        assert_eq!(
+            (c.namespace.as_str(), c.name.as_str()),
+            (CALDAV, "no-uid-conflict")
+        );
+        assert_eq!(parse_error_condition("<html>oops</html>"), None);
+        assert_eq!(parse_error_condition("garbage"), None);
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line("HTTP/1.1 200 OK"), Some(200));
+        assert_eq!(parse_status_line(" HTTP/1.1 404 Not Found "), Some(404));
+        assert_eq!(parse_status_line("HTTP/1.1 abc"), None);
+        assert_eq!(parse_status_line("200 OK"), None);
+        assert_eq!(parse_status_line("HTTP/1.1 999 X"), None);
+    }
+}

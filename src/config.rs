@@ -1,0 +1,637 @@
+//! `gateway.toml`: the gateway's configuration.
+//!
+//! Every table rejects unknown keys (`deny_unknown_fields`), so a typo is an error rather than a
+//! silently ignored setting. After deserialising, [`Config::validate`] checks the relations that
+//! serde cannot (addresses, URLs, limits), and every error names the key it is about.
+//!
+//! The shipped `gateway.toml` at the repository root is the reference: it is commented key by key
+//! and a test asserts it loads and validates.
+
+use crate::secret::Secret;
+use reqwest::Url;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or wrong type (the message names the key and line).
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value parsed but is not acceptable.
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Identity of this gateway towards legacy clients.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// The CAP (CSTP) listener.
+    #[serde(default = "ListenerConfig::cap_default")]
+    pub cap: ListenerConfig,
+    /// The CIP listener.
+    #[serde(default = "ListenerConfig::cip_default")]
+    pub cip: ListenerConfig,
+    /// The CalDAV server behind the gateway.
+    pub upstream: UpstreamConfig,
+    /// Who may log in, and how credentials are checked.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Limits and timeouts.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The server id announced in the CIP greeting and used as the CAP CSID (a DNS name).
+    #[serde(default = "default_server_id")]
+    pub server_id: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            server_id: default_server_id(),
+        }
+    }
+}
+
+fn default_server_id() -> String {
+    "example.com".to_owned()
+}
+
+/// `[cap]` and `[cip]`: one legacy-protocol listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Whether the listener is started.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to bind. Loopback by default: exposing the gateway is a decision.
+    pub listen: SocketAddr,
+    /// PEM certificate chain for STARTTLS / implicit TLS (optional).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ListenerConfig {
+    fn cap_default() -> Self {
+        ListenerConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 5229)),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+
+    fn cip_default() -> Self {
+        ListenerConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 5230)),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[upstream]`: the CalDAV scheduling server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URL of the CalDAV server (where discovery starts), e.g. `http://127.0.0.1:8008/`.
+    pub url: String,
+    /// The calendar domain: `user@<domain>` addresses are local users of the upstream.
+    pub domain: String,
+    /// How a local address maps to the upstream login name: `{local}` is the part before `@`,
+    /// `{address}` the whole address.
+    #[serde(default = "default_login_template")]
+    pub login_template: String,
+    /// Fallback principal path when discovery by `calendar-user-address-set` is not possible,
+    /// relative to `url`'s origin; `{user}` is the upstream login name.
+    #[serde(default)]
+    pub principal_template: Option<String>,
+    /// Extra CA certificates (PEM) trusted for an `https` upstream, added to the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds to wait for the TCP (and TLS) connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Seconds one upstream request may take in total.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Largest upstream response body read, in bytes.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// Seconds a discovered principal (home, inbox, outbox, addresses) is cached.
+    #[serde(default = "default_discovery_ttl")]
+    pub discovery_ttl_secs: u64,
+    /// Optional service account for work no single user's credentials can do.
+    #[serde(default)]
+    pub service_account: Option<ServiceAccount>,
+}
+
+fn default_login_template() -> String {
+    "{local}".to_owned()
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_max_response_bytes() -> usize {
+    8 * 1024 * 1024
+}
+fn default_discovery_ttl() -> u64 {
+    300
+}
+
+/// `[upstream.service_account]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccount {
+    /// Upstream login name of the service account.
+    pub user: String,
+    /// Its password (never logged).
+    pub password: Secret<String>,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How client credentials are checked. Only `pass-through` exists: the client's user name and
+    /// password are tried against the upstream.
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// Where a password may be sent without TLS: `never`, `loopback` (clients connecting from a
+    /// loopback address) or `always`.
+    #[serde(default)]
+    pub plaintext_passwords: PlaintextPolicy,
+    /// Gateway-local accounts for peer servers (CIP server-to-server logins).
+    #[serde(default)]
+    pub peers: Vec<PeerAccount>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::PassThrough,
+            plaintext_passwords: PlaintextPolicy::Loopback,
+            peers: Vec::new(),
+        }
+    }
+}
+
+/// `auth.mode`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Check the client's credentials against the upstream and act with them.
+    #[default]
+    PassThrough,
+}
+
+/// `auth.plaintext_passwords`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlaintextPolicy {
+    /// Passwords only over TLS.
+    Never,
+    /// Passwords over plaintext only from loopback clients.
+    #[default]
+    Loopback,
+    /// Passwords over plaintext from anywhere (operator opt-in).
+    Always,
+}
+
+/// `[[auth.peers]]`: a peer server that may log in with a shared secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAccount {
+    /// The peer's server id, e.g. `a.com`.
+    pub id: String,
+    /// Its shared secret (never logged).
+    pub password: Secret<String>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Concurrent client connections over all listeners.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
+    /// Concurrent client connections from one IP address.
+    #[serde(default = "d_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Longest command line, in octets (without the line end).
+    #[serde(default = "d_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// Longest line inside a data block, in octets.
+    #[serde(default = "d_max_data_line_bytes")]
+    pub max_data_line_bytes: usize,
+    /// Largest data block (SENDEVENT, SENDDATA payload), in octets.
+    #[serde(default = "d_max_payload_bytes")]
+    pub max_payload_bytes: usize,
+    /// Seconds an authenticated session may stay idle (CAP AUTOLOGOUTTIME).
+    #[serde(default = "d_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a connection may stay unauthenticated.
+    #[serde(default = "d_preauth_timeout")]
+    pub preauth_timeout_secs: u64,
+    /// Seconds one command may take end to end.
+    #[serde(default = "d_command_timeout")]
+    pub command_timeout_secs: u64,
+    /// Failed logins allowed on one connection before it is closed.
+    #[serde(default = "d_max_auth_failures")]
+    pub max_auth_failures: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: d_max_connections(),
+            max_connections_per_ip: d_max_connections_per_ip(),
+            max_line_bytes: d_max_line_bytes(),
+            max_data_line_bytes: d_max_data_line_bytes(),
+            max_payload_bytes: d_max_payload_bytes(),
+            idle_timeout_secs: d_idle_timeout(),
+            preauth_timeout_secs: d_preauth_timeout(),
+            command_timeout_secs: d_command_timeout(),
+            max_auth_failures: d_max_auth_failures(),
+        }
+    }
+}
+
+fn d_max_connections() -> usize {
+    1024
+}
+fn d_max_connections_per_ip() -> usize {
+    64
+}
+fn d_max_line_bytes() -> usize {
+    1000
+}
+fn d_max_data_line_bytes() -> usize {
+    8192
+}
+fn d_max_payload_bytes() -> usize {
+    1024 * 1024
+}
+fn d_idle_timeout() -> u64 {
+    900
+}
+fn d_preauth_timeout() -> u64 {
+    60
+}
+fn d_command_timeout() -> u64 {
+    120
+}
+fn d_max_auth_failures() -> u32 {
+    3
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: URL shape, names, limits, TLS file pairs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let id = &self.gateway.server_id;
+        if !is_dns_name(id) {
+            return Err(invalid(
+                "gateway.server_id",
+                format!("{id:?} is not a DNS name (letters, digits, '-' and '.')"),
+            ));
+        }
+        for (name, l) in [("cap", &self.cap), ("cip", &self.cip)] {
+            if l.tls_cert.is_some() != l.tls_key.is_some() {
+                return Err(invalid(
+                    &format!("{name}.tls_cert"),
+                    "tls_cert and tls_key must be given together",
+                ));
+            }
+        }
+        if self.cap.enabled && self.cip.enabled && self.cap.listen == self.cip.listen {
+            return Err(invalid(
+                "cip.listen",
+                format!("same address as cap.listen ({})", self.cap.listen),
+            ));
+        }
+        self.upstream_url()?;
+        let u = &self.upstream;
+        if !is_dns_name(&u.domain) {
+            return Err(invalid(
+                "upstream.domain",
+                format!("{:?} is not a DNS name", u.domain),
+            ));
+        }
+        if !u.login_template.contains("{local}") && !u.login_template.contains("{address}") {
+            return Err(invalid(
+                "upstream.login_template",
+                "must contain {local} or {address}",
+            ));
+        }
+        if let Some(t) = &u.principal_template
+            && (!t.starts_with('/') || !t.contains("{user}"))
+        {
+            return Err(invalid(
+                "upstream.principal_template",
+                "must be an absolute path containing {user}, e.g. /dav/principals/user/{user}/",
+            ));
+        }
+        positive("upstream.connect_timeout_secs", u.connect_timeout_secs)?;
+        positive("upstream.request_timeout_secs", u.request_timeout_secs)?;
+        positive("upstream.max_response_bytes", u.max_response_bytes as u64)?;
+        if let Some(sa) = &u.service_account
+            && sa.user.trim().is_empty()
+        {
+            {
+                return Err(invalid(
+                    "upstream.service_account.user",
+                    "must not be empty",
+                ));
+            }
+        }
+        for (i, p) in self.auth.peers.iter().enumerate() {
+            if !is_dns_name(&p.id) {
+                return Err(invalid(
+                    &format!("auth.peers[{i}].id"),
+                    format!("{:?} is not a server id (DNS name)", p.id),
+                ));
+            }
+            if p.password.expose().len() < 8 {
+                return Err(invalid(
+                    &format!("auth.peers[{i}].password"),
+                    "must be at least 8 characters",
+                ));
+            }
+        }
+        let l = &self.limits;
+        positive("limits.max_connections", l.max_connections as u64)?;
+        positive(
+            "limits.max_connections_per_ip",
+            l.max_connections_per_ip as u64,
+        )?;
+        if l.max_connections_per_ip > l.max_connections {
+            return Err(invalid(
+                "limits.max_connections_per_ip",
+                "must not exceed limits.max_connections",
+            ));
+        }
+        if l.max_line_bytes < 80 {
+            return Err(invalid("limits.max_line_bytes", "must be at least 80"));
+        }
+        if l.max_data_line_bytes < l.max_line_bytes {
+            return Err(invalid(
+                "limits.max_data_line_bytes",
+                "must be at least limits.max_line_bytes",
+            ));
+        }
+        if l.max_payload_bytes < l.max_data_line_bytes {
+            return Err(invalid(
+                "limits.max_payload_bytes",
+                "must be at least limits.max_data_line_bytes",
+            ));
+        }
+        positive("limits.idle_timeout_secs", l.idle_timeout_secs)?;
+        positive("limits.preauth_timeout_secs", l.preauth_timeout_secs)?;
+        positive("limits.command_timeout_secs", l.command_timeout_secs)?;
+        positive("limits.max_auth_failures", u64::from(l.max_auth_failures))?;
+        Ok(())
+    }
+
+    /// The upstream base URL, parsed (always ends in `/`).
+    pub fn upstream_url(&self) -> Result<Url, ConfigError> {
+        let mut url = Url::parse(&self.upstream.url)
+            .map_err(|e| invalid("upstream.url", format!("not a URL: {e}")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(invalid("upstream.url", "scheme must be http or https"));
+        }
+        if url.host().is_none() {
+            return Err(invalid("upstream.url", "has no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                "upstream.url",
+                "must not contain credentials (use upstream.service_account)",
+            ));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(url)
+    }
+
+    /// Upstream connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream.connect_timeout_secs)
+    }
+
+    /// Upstream per-request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream.request_timeout_secs)
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        Err(invalid(key, "must be greater than 0"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A DNS name as used for server ids and calendar domains (RFC 1123 labels).
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[upstream]
+url = "http://127.0.0.1:8008/"
+domain = "example.com"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn minimal_file_gets_safe_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert!(c.cap.listen.ip().is_loopback());
+        assert!(c.cip.listen.ip().is_loopback());
+        assert_eq!(c.cap.listen.port(), 5229);
+        assert_eq!(c.cip.listen.port(), 5230);
+        assert_eq!(c.auth.plaintext_passwords, PlaintextPolicy::Loopback);
+        assert_eq!(c.limits.max_line_bytes, 1000);
+        assert_eq!(c.upstream_url().unwrap().as_str(), "http://127.0.0.1:8008/");
+    }
+
+    #[test]
+    fn shipped_gateway_toml_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.gateway.server_id, "example.com");
+        assert_eq!(c.upstream.domain, "example.com");
+    }
+
+    fn err_text(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[upstream]\nurl = \"ftp://x/\"\ndomain = \"example.com\"\n",
+                "upstream.url",
+            ),
+            (
+                "[upstream]\nurl = \"not a url\"\ndomain = \"example.com\"\n",
+                "upstream.url",
+            ),
+            (
+                "[upstream]\nurl = \"http://u:p@h/\"\ndomain = \"example.com\"\n",
+                "upstream.url",
+            ),
+            (
+                "[upstream]\nurl = \"http://h/\"\ndomain = \"ex ample\"\n",
+                "upstream.domain",
+            ),
+            (
+                "[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\nrequest_timeout_secs = 0\n",
+                "upstream.request_timeout_secs",
+            ),
+            (
+                "[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\nprincipal_template = \"x\"\n",
+                "upstream.principal_template",
+            ),
+            (
+                "[limits]\nmax_line_bytes = 10\n[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\n",
+                "limits.max_line_bytes",
+            ),
+            (
+                "[limits]\nmax_connections = 2\nmax_connections_per_ip = 3\n[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\n",
+                "limits.max_connections_per_ip",
+            ),
+            (
+                "[cap]\nlisten = \"127.0.0.1:1\"\ntls_cert = \"a.pem\"\n[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\n",
+                "cap.tls_cert",
+            ),
+            (
+                "[cap]\nlisten = \"127.0.0.1:7\"\n[cip]\nlisten = \"127.0.0.1:7\"\n[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\n",
+                "cip.listen",
+            ),
+            (
+                "[[auth.peers]]\nid = \"a.com\"\npassword = \"short\"\n[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\n",
+                "auth.peers[0].password",
+            ),
+            (
+                "[gateway]\nserver_id = \"-bad\"\n[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\n",
+                "gateway.server_id",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = err_text(text);
+            assert!(e.contains(key), "error {e:?} should name {key}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_rejected_with_the_key() {
+        let e = err_text(&format!("{MINIMAL}colour = \"blue\"\n"));
+        assert!(e.contains("colour"), "{e}");
+        let e = err_text(&format!("{MINIMAL}connect_timeout_secs = \"five\"\n"));
+        assert!(e.contains("connect_timeout_secs"), "{e}");
+        let e = err_text("[upstream]\nurl = \"http://h/\"\n");
+        assert!(e.contains("domain"), "{e}");
+        let e = err_text(&format!(
+            "{MINIMAL}[auth]\nplaintext_passwords = \"sometimes\"\n"
+        ));
+        assert!(
+            e.contains("sometimes") || e.contains("plaintext_passwords"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn passwords_do_not_appear_in_debug_output() {
+        let c = parse(&format!(
+            "{MINIMAL}[upstream.service_account]\nuser = \"svc\"\npassword = \"s3cret-value\"\n\
+             [[auth.peers]]\nid = \"a.com\"\npassword = \"peer-secret-1\"\n"
+        ))
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cret-value") && !dbg.contains("peer-secret-1"));
+    }
+
+    #[test]
+    fn upstream_url_gets_a_trailing_slash() {
+        let c = parse("[upstream]\nurl = \"http://h:1/caldav.php\"\ndomain = \"example.com\"\n")
+            .unwrap();
+        assert_eq!(c.upstream_url().unwrap().as_str(), "http://h:1/caldav.php/");
+    }
+}

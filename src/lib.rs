@@ -1,0 +1,21 @@
+//! # calgate
+//!
+//! A gateway that lets legacy calendar clients speak to a modern CalDAV scheduling server:
+//!
+//! ```text
+//!  CAP client ──CSTP :5229──┐
+//!                           ├── translation ── caldav (RFC 4791 / RFC 6638) ── upstream server
+//!  CIP client ──CIP  :5230──┘
+//! ```
+//!
+//! - [`config`]: the `gateway.toml` file.
+//! - [`caldav`]: the only code that talks HTTP to the upstream.
+//! - [`ical`]: iCalendar content lines, folding, and the vCalendar 1.0 normaliser.
+//! - [`secret`]: values that never reach a log.
+//! - [`probe`]: what an upstream supports, for operators.
+#![forbid(unsafe_code)]
+
+pub mod caldav;
+pub mod config;
+pub mod probe;
+pub mod secret;

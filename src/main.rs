@@ -1,0 +1,160 @@
+//! The `calgate` command: run the gateway, check a configuration, probe the upstream.
+
+use calgate::caldav::{CaldavClient, Credentials, Discovery};
+use calgate::config::Config;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "calgate",
+    version,
+    about = "Gateway from legacy CAP and CIP calendar clients to CalDAV"
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a configuration file: exit 0 when valid, else print the key and the reason.
+    CheckConfig {
+        /// The file to check.
+        #[arg(default_value = "gateway.toml")]
+        file: PathBuf,
+    },
+    /// Show what the upstream CalDAV server supports, checked live with a user's credentials.
+    Probe {
+        /// Configuration file.
+        #[arg(long, short, default_value = "gateway.toml")]
+        config: PathBuf,
+        /// Upstream login name to probe with.
+        #[arg(long)]
+        user: String,
+        /// Read the password from this file (first line). Otherwise $CALGATE_PASSWORD, else
+        /// a line from standard input.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Address to ask free-busy about (default: another user found upstream).
+        #[arg(long)]
+        other: Option<String>,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CALGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn read_password(user: &str, file: Option<&PathBuf>) -> Result<String, String> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        return Ok(text.lines().next().unwrap_or("").to_owned());
+    }
+    if let Ok(p) = std::env::var("CALGATE_PASSWORD") {
+        return Ok(p);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password for {user} (input is shown): ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("calgate: invalid configuration: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Probe {
+            config,
+            user,
+            password_file,
+            other,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("calgate: invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let password = match read_password(&user, password_file.as_ref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("calgate: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("calgate: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(async move {
+                let client = match CaldavClient::from_config(&config) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("calgate: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let discovery = Discovery::new(client, &config);
+                let creds = Credentials::new(user, password);
+                let service = config
+                    .upstream
+                    .service_account
+                    .as_ref()
+                    .map(|sa| Credentials::new(sa.user.clone(), sa.password.expose().clone()));
+                match calgate::probe::probe(&discovery, &creds, other.as_deref(), service.as_ref())
+                    .await
+                {
+                    Ok(report) => {
+                        print!("{report}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("calgate: probe failed: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Shared test setup: the real upstream CalDAV server, started (or reused) through
+//! `scripts/upstream`, and helpers to build a gateway configuration for it.
+//!
+//! `CALGATE_UPSTREAM=davical` runs the suite against DAViCal instead of Cyrus.
+#![allow(dead_code)]
+
+use calgate::caldav::{CaldavClient, Credentials, Discovery};
+use calgate::config::Config;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Which upstream server the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Cyrus,
+    Davical,
+}
+
+pub fn server() -> Server {
+    match std::env::var("CALGATE_UPSTREAM").as_deref() {
+        Ok("davical") => Server::Davical,
+        _ => Server::Cyrus,
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts the upstream once per test binary (idempotent: a running server is only re-checked).
+pub fn upstream() -> &'static UpstreamInfo {
+    static INFO: OnceLock<UpstreamInfo> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let name = match server() {
+            Server::Cyrus => "cyrus",
+            Server::Davical => "davical",
+        };
+        let out = Command::new(repo().join("scripts/upstream"))
+            .args(["--server", name, "start"])
+            .output()
+            .expect("run scripts/upstream");
+        assert!(
+            out.status.success(),
+            "scripts/upstream start failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match server() {
+            Server::Cyrus => UpstreamInfo {
+                url: "http://127.0.0.1:8008/".into(),
+                principal_template: "/dav/principals/user/{user}/".into(),
+            },
+            Server::Davical => UpstreamInfo {
+                url: "http://127.0.0.1:8082/caldav.php/".into(),
+                principal_template: "/caldav.php/{user}/".into(),
+            },
+        }
+    })
+}
+
+#[derive(Debug)]
+pub struct UpstreamInfo {
+    pub url: String,
+    pub principal_template: String,
+}
+
+/// A gateway configuration for the test upstream (listeners on ephemeral ports).
+pub fn config() -> Config {
+    config_with("")
+}
+
+/// Like [`config`], with extra TOML appended inside the file (later tables may override).
+pub fn config_with(extra: &str) -> Config {
+    let up = upstream();
+    let text = format!(
+        r#"
+[gateway]
+server_id = "example.com"
+[cap]
+listen = "127.0.0.1:0"
+[cip]
+listen = "127.0.0.1:0"
+[upstream]
+url = "{}"
+domain = "example.com"
+principal_template = "{}"
+request_timeout_secs = 20
+[upstream.service_account]
+user = "calgate"
+password = "calgatepw"
+{extra}
+"#,
+        up.url, up.principal_template
+    );
+    Config::from_toml(&text, Path::new("test-config.toml")).expect("test config is valid")
+}
+
+pub fn creds(user: &str) -> Credentials {
+    Credentials::new(user, format!("{user}pw"))
+}
+
+pub fn client() -> CaldavClient {
+    CaldavClient::from_config(&config()).expect("client")
+}
+
+pub fn discovery() -> Discovery {
+    let c = config();
+    Discovery::new(CaldavClient::from_config(&c).expect("client"), &c)
+}
+
+/// A UID no other test or earlier run uses.
+pub fn unique_uid(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "calgate-test-{tag}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Unfolds iCalendar text (for assertions on whole logical lines).
+pub fn unfold(text: &str) -> String {
+    text.replace("\r\n ", "")
+        .replace("\r\n\t", "")
+        .replace("\n ", "")
+        .replace("\n\t", "")
+}
+
+/// A VEVENT with the given organizer and attendees (addresses without `mailto:`), one hour long
+/// at `start` (UTC `YYYYMMDDTHHMMSSZ`).
+pub fn event(
+    uid: &str,
+    start: &str,
+    end: &str,
+    organizer: Option<&str>,
+    attendees: &[&str],
+) -> String {
+    let mut ics = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calgate//tests//EN\r\nBEGIN:VEVENT\r\n\
+         UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\n\
+         SUMMARY:calgate test {uid}\r\nSEQUENCE:0\r\n"
+    );
+    if let Some(o) = organizer {
+        ics.push_str(&format!("ORGANIZER:mailto:{o}\r\n"));
+        ics.push_str(&format!(
+            "ATTENDEE;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:{o}\r\n"
+        ));
+    }
+    for a in attendees {
+        ics.push_str(&format!(
+            "ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{a}\r\n"
+        ));
+    }
+    ics.push_str("END:VEVENT\r\nEND:VCALENDAR\r\n");
+    ics
+}
+
+/// Polls `f` until it returns `Some`, up to `tries` times with a short pause: implicit
+/// scheduling may complete just after the PUT returns. Not a timing assertion: the bound only
+/// stops a broken test from hanging.
+pub async fn eventually<T, F, Fut>(tries: usize, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..tries {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    None
+}
