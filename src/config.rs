@@ -56,9 +56,39 @@ pub struct Config {
     /// Who may log in, and how credentials are checked.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// What clients may do without logging in.
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// Limits and timeouts.
     #[serde(default)]
     pub limits: LimitsConfig,
+}
+
+/// `[policy]`: what needs a login. Anonymous RSVP and FREEBUSY follow cip-00 §3.0 (its example
+/// RSVP has no login) but work only through the service account, so without one they are off
+/// whatever these say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Deliver events from foreign organizers without a peer login.
+    #[serde(default)]
+    pub anonymous_sendevent: bool,
+    /// Record answers from foreign attendees without a peer login.
+    #[serde(default = "yes")]
+    pub anonymous_rsvp: bool,
+    /// Answer free-busy questions without a login.
+    #[serde(default = "yes")]
+    pub anonymous_freebusy: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            anonymous_sendevent: false,
+            anonymous_rsvp: true,
+            anonymous_freebusy: true,
+        }
+    }
 }
 
 /// `[gateway]`
@@ -200,6 +230,14 @@ pub struct AuthConfig {
     /// Gateway-local accounts for peer servers (CIP server-to-server logins).
     #[serde(default)]
     pub peers: Vec<PeerAccount>,
+    /// Pause before answering a failed login, in milliseconds; it doubles with each further
+    /// failure on the connection, up to 15 seconds.
+    #[serde(default = "d_failure_delay_ms")]
+    pub failure_delay_ms: u64,
+}
+
+fn d_failure_delay_ms() -> u64 {
+    2000
 }
 
 impl Default for AuthConfig {
@@ -208,6 +246,7 @@ impl Default for AuthConfig {
             mode: AuthMode::PassThrough,
             plaintext_passwords: PlaintextPolicy::Loopback,
             peers: Vec::new(),
+            failure_delay_ms: d_failure_delay_ms(),
         }
     }
 }
@@ -358,7 +397,11 @@ impl Config {
                 ));
             }
         }
-        if self.cap.enabled && self.cip.enabled && self.cap.listen == self.cip.listen {
+        if self.cap.enabled
+            && self.cip.enabled
+            && self.cap.listen == self.cip.listen
+            && self.cap.listen.port() != 0
+        {
             return Err(invalid(
                 "cip.listen",
                 format!("same address as cap.listen ({})", self.cap.listen),

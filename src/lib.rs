@@ -11,11 +11,20 @@
 //! - [`config`]: the `gateway.toml` file.
 //! - [`caldav`]: the only code that talks HTTP to the upstream.
 //! - [`ical`]: iCalendar content lines, folding, and the vCalendar 1.0 normaliser.
+//! - [`framing`]: line and dot-terminated block framing shared by CIP and CAP.
+//! - [`cip`]: the CIP listener (draft-ietf-calsch-cip-00).
+//! - [`translate`]: protocol intents to CalDAV requests; the only user of [`caldav`].
+//! - [`server`]: listeners, connection limits, shutdown.
 //! - [`secret`]: values that never reach a log.
 //! - [`probe`]: what an upstream supports, for operators.
 #![forbid(unsafe_code)]
 
 pub mod caldav;
+pub mod cip;
 pub mod config;
+pub mod framing;
+pub mod ical;
 pub mod probe;
 pub mod secret;
+pub mod server;
+pub mod translate;

@@ -223,6 +223,44 @@ impl Discovery {
             })
     }
 
+    /// The default calendar of another user, found with `creds` (an account allowed to read
+    /// that user's principal, such as the service account). 404 when the user does not exist.
+    pub async fn calendar_of(&self, user: &str, creds: &Credentials) -> Result<Url, CaldavError> {
+        let url = self.principal_url_for(user, creds).await?;
+        let ms = self
+            .client
+            .propfind(
+                &url,
+                Depth::Zero,
+                &[CALENDAR_HOME_SET, SCHEDULE_INBOX_URL],
+                creds,
+            )
+            .await?;
+        let r = ms.responses.first().ok_or_else(|| CaldavError::Discovery {
+            user: user.to_owned(),
+            detail: format!("empty PROPFIND answer for {}", url.path()),
+        })?;
+        let home = r
+            .prop(CALDAV, "calendar-home-set")
+            .and_then(|p| p.href())
+            .map(|h| self.client.resolve(&url, h))
+            .transpose()?
+            .ok_or_else(|| CaldavError::Discovery {
+                user: user.to_owned(),
+                detail: format!(
+                    "{} shows no calendar-home-set to {}",
+                    url.path(),
+                    creds.user
+                ),
+            })?;
+        let inbox = r
+            .prop(CALDAV, "schedule-inbox-URL")
+            .and_then(|p| p.href())
+            .map(|h| self.client.resolve(&url, h))
+            .transpose()?;
+        self.default_calendar(&home, inbox.as_ref(), creds).await
+    }
+
     fn template_url(&self, template: &str, user: &str) -> Result<Url, CaldavError> {
         let path = template.replace("{user}", &encode_segment(user));
         self.client

@@ -30,9 +30,18 @@ pub fn repo() -> PathBuf {
 }
 
 /// Starts the upstream once per test binary (idempotent: a running server is only re-checked).
+/// `CALGATE_UPSTREAM_URL` (with `CALGATE_PRINCIPAL_TEMPLATE`) points the suite at a server that
+/// is already running instead; it must have the same users.
 pub fn upstream() -> &'static UpstreamInfo {
     static INFO: OnceLock<UpstreamInfo> = OnceLock::new();
     INFO.get_or_init(|| {
+        if let Ok(url) = std::env::var("CALGATE_UPSTREAM_URL") {
+            return UpstreamInfo {
+                url,
+                principal_template: std::env::var("CALGATE_PRINCIPAL_TEMPLATE")
+                    .unwrap_or_else(|_| "/dav/principals/user/{user}/".into()),
+            };
+        }
         let name = match server() {
             Server::Cyrus => "cyrus",
             Server::Davical => "davical",
@@ -176,4 +185,105 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     None
+}
+
+pub mod transcript;
+
+/// Starts an in-process gateway for `config` (listeners on ephemeral loopback ports).
+pub async fn start_gateway(config: Config) -> calgate::server::Running {
+    calgate::server::start(config)
+        .await
+        .expect("gateway starts")
+}
+
+/// Starts a gateway on its own runtime thread, which lives as long as the test binary: a
+/// gateway shared by several `#[tokio::test]`s must not die with the first test's runtime.
+pub fn spawn_gateway(config: Config) -> calgate::server::Running {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let running = calgate::server::start(config)
+                .await
+                .expect("gateway starts");
+            let _ = tx.send(running);
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().expect("gateway started")
+}
+
+/// A line-oriented CIP client, as a legacy client would talk over TCP.
+pub struct LineClient {
+    reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl LineClient {
+    pub async fn connect(addr: std::net::SocketAddr) -> LineClient {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (r, w) = stream.into_split();
+        LineClient {
+            reader: tokio::io::BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    /// Sends raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.writer.write_all(bytes).await.expect("write");
+    }
+
+    /// Sends lines, each with CRLF, in one write.
+    pub async fn send(&mut self, lines: &[&str]) {
+        let mut buf = String::new();
+        for l in lines {
+            buf.push_str(l);
+            buf.push_str("\r\n");
+        }
+        self.send_raw(buf.as_bytes()).await;
+    }
+
+    /// Reads one line (without CRLF); `None` at EOF. Fails the test after 60 s of silence.
+    pub async fn line(&mut self) -> Option<String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            self.reader.read_until(b'\n', &mut buf),
+        )
+        .await
+        .expect("the gateway answered within 60 s")
+        .expect("read");
+        if n == 0 {
+            return None;
+        }
+        assert!(buf.ends_with(b"\r\n"), "every line ends in CRLF: {buf:?}");
+        buf.truncate(buf.len() - 2);
+        Some(buf.iter().map(|b| char::from(*b)).collect())
+    }
+
+    /// Reads lines up to and including a CIP completion (`OK nnn` / `NO nnn`).
+    pub async fn until_completion(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line().await.expect("completion before EOF");
+            let done = l.starts_with("OK ") || l.starts_with("NO ");
+            lines.push(l);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Sends lines and returns the reply up to the completion.
+    pub async fn command(&mut self, lines: &[&str]) -> Vec<String> {
+        self.send(lines).await;
+        self.until_completion().await
+    }
 }

@@ -1,0 +1,222 @@
+//! The translation layer: legacy-protocol intents become CalDAV requests.
+//!
+//! CIP and CAP sessions both call the [`Gateway`]; it alone uses [`crate::caldav`]. It sees
+//! typed intents (an event to deliver, a reply to record, a free-busy question) and returns
+//! typed outcomes; it never sees wire syntax. The mapping of each intent to CalDAV requests is
+//! written down in `protocols/caldav-mapping.md`.
+//!
+//! - [`login`]: checking credentials (pass-through to the upstream, or peer secrets).
+//! - [`sendevent`]: an invitation, by PUT into the organizer's calendar so the upstream's
+//!   implicit scheduling (RFC 6638 §3.2) delivers it.
+//! - [`rsvp`]: an attendee's answer, by PUT of the attendee's copy with the new PARTSTAT
+//!   (RFC 6638 §3.2.2.1).
+//! - [`freebusy`]: busy time, by POST of a VFREEBUSY REQUEST to a schedule outbox
+//!   (RFC 6638 §5).
+
+pub mod freebusy;
+pub mod login;
+pub mod rsvp;
+pub mod sendevent;
+
+use crate::caldav::{CaldavError, Credentials, Discovery};
+use crate::config::{Config, PeerAccount, PolicyConfig};
+use crate::ical::component::Component;
+use crate::ical::datetime::DateTime;
+use crate::ical::scheduling::Address;
+use crate::ical::vcal10::{NormaliseOptions, Quirks};
+
+pub use freebusy::{FreeBusyOutcome, UserFreeBusy};
+pub use login::LoginError;
+pub use rsvp::RsvpOutcome;
+pub use sendevent::SendEventOutcome;
+
+/// Who a session acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Not logged in.
+    Anonymous,
+    /// A local user, checked against the upstream; the gateway acts with these credentials.
+    User {
+        /// Upstream credentials.
+        creds: Credentials,
+        /// The user's calendar address (`alice@example.com`).
+        address: String,
+    },
+    /// A peer server, checked against its shared secret (`[[auth.peers]]`).
+    Peer {
+        /// The peer's server id (`a.com`).
+        id: String,
+    },
+}
+
+impl Identity {
+    /// A short name for logs (never a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Identity::Anonymous => "anonymous".into(),
+            Identity::User { address, .. } => address.clone(),
+            Identity::Peer { id } => format!("peer {id}"),
+        }
+    }
+}
+
+/// Why an intent could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    /// The client's data is unusable (the text says why).
+    #[error("{0}")]
+    BadInput(String),
+    /// The identity may not do this.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The object the intent names does not exist upstream.
+    #[error("{0}")]
+    NotFound(String),
+    /// A concurrent change won twice in a row; nothing was written.
+    #[error("{0}")]
+    Conflict(String),
+    /// The upstream failed; nothing was claimed.
+    #[error(transparent)]
+    Upstream(#[from] CaldavError),
+}
+
+/// What happened to one local attendee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// The upstream delivered it (SCHEDULE-STATUS 1.x or 2.x).
+    Delivered,
+    /// No such local user (3.7).
+    UnknownUser,
+    /// Refused by the recipient's access control (3.8).
+    Refused,
+    /// Delivery failed (other statuses, or an upstream error); the text says how.
+    Failed(String),
+}
+
+/// One attendee's delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The attendee's address (`bob@example.com`).
+    pub address: String,
+    /// What happened.
+    pub status: DeliveryStatus,
+}
+
+/// The shared gateway state: discovery (with its client and cache), policy and accounts.
+#[derive(Debug)]
+pub struct Gateway {
+    discovery: Discovery,
+    domain: String,
+    service: Option<Credentials>,
+    peers: Vec<PeerAccount>,
+    policy: PolicyConfig,
+}
+
+impl Gateway {
+    /// Builds the gateway from its configuration.
+    pub fn new(config: &Config) -> Result<Gateway, crate::config::ConfigError> {
+        let client = crate::caldav::CaldavClient::from_config(config)?;
+        Ok(Gateway {
+            discovery: Discovery::new(client, config),
+            domain: config.upstream.domain.to_ascii_lowercase(),
+            service: config
+                .upstream
+                .service_account
+                .as_ref()
+                .map(|sa| Credentials::new(sa.user.clone(), sa.password.expose().clone())),
+            peers: config.auth.peers.clone(),
+            policy: config.policy.clone(),
+        })
+    }
+
+    /// Discovery (and through it, the CalDAV client).
+    pub fn discovery(&self) -> &Discovery {
+        &self.discovery
+    }
+
+    /// The calendar domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    /// The service account, when configured.
+    pub fn service_account(&self) -> Option<&Credentials> {
+        self.service.as_ref()
+    }
+
+    /// True when `addr` (`bob@example.com`) is at the calendar domain.
+    pub fn is_local(&self, addr: &Address) -> bool {
+        addr.domain()
+            .is_some_and(|d| d.eq_ignore_ascii_case(&self.domain))
+    }
+
+    /// The credentials to act with for work on behalf of `identity` that needs more than its
+    /// own rights: the service account, when configured.
+    fn service_or_denied(&self, what: &str) -> Result<&Credentials, TranslateError> {
+        self.service.as_ref().ok_or_else(|| {
+            TranslateError::AccessDenied(format!(
+                "{what} needs the gateway's service account, which is not configured"
+            ))
+        })
+    }
+}
+
+/// Normalises client data (vCalendar 1.0 as the drafts write it, or iCalendar 2.0) to an
+/// iCalendar VCALENDAR.
+pub fn normalise(text: &str) -> Result<Component, TranslateError> {
+    let opts = NormaliseOptions {
+        quirks: Quirks::default(),
+        now: DateTime::now_utc(),
+        prodid: concat!("-//calgate//calgate ", env!("CARGO_PKG_VERSION"), "//EN").to_owned(),
+    };
+    crate::ical::vcal10::normalise(text, &opts)
+        .map(|n| {
+            if !n.applied.is_empty() {
+                tracing::debug!(quirks = ?n.applied, "normalised legacy calendar data");
+            }
+            n.calendar
+        })
+        .map_err(|e| TranslateError::BadInput(format!("Not a recognisable event: {e}")))
+}
+
+/// A resource name for a UID: safe characters kept, others percent-encoded, long UIDs
+/// shortened with a digest so the name stays within path limits.
+pub fn resource_name(uid: &str) -> String {
+    let mut out = String::with_capacity(uid.len() + 4);
+    for b in uid.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.len() > 200 {
+        let digest = ring::digest::digest(&ring::digest::SHA256, uid.as_bytes());
+        let hex: String = digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out = format!("calgate-{hex}");
+    }
+    format!("{out}.ics")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_names_are_safe() {
+        assert_eq!(resource_name("4711@a.com"), "4711@a.com.ics");
+        assert_eq!(resource_name("a b/c?d"), "a%20b%2Fc%3Fd.ics");
+        let long = "x".repeat(300);
+        let name = resource_name(&long);
+        assert!(name.starts_with("calgate-") && name.len() < 60, "{name}");
+        assert_ne!(resource_name(&"y".repeat(300)), name);
+    }
+}

@@ -1,0 +1,417 @@
+//! Delivering an event to its local attendees (CIP SENDEVENT, cip-00 §2.2; CAP iTIP REQUEST).
+//!
+//! **Local organizer** (the session is logged in as the organizer): the event is PUT into the
+//! organizer's default calendar and the upstream's implicit scheduling (RFC 6638 §3.2) delivers
+//! it. The organizer's copy is then read back and each local attendee's `SCHEDULE-STATUS`
+//! (RFC 6638 §3.2.9) says what happened to them. Nothing is reported that the upstream did not
+//! record.
+//!
+//! **Foreign organizer** (a peer server, or anonymous where policy allows): there is no
+//! organizer calendar here, so each local attendee gets an attendee copy in their own default
+//! calendar, written with the service account. `SCHEDULE-AGENT=CLIENT` on the ORGANIZER keeps
+//! the upstream from trying to schedule on the foreign organizer's behalf (RFC 6638 §7.1).
+//!
+//! **Versioning** (cip-00 §1.3): an event with the same UID replaces the stored one only when
+//! its SEQUENCE is higher, by a conditional PUT (`If-Match` / `If-Schedule-Tag-Match`). The
+//! same or a lower SEQUENCE changes nothing, so a replayed SENDEVENT is harmless.
+
+use super::{Delivery, DeliveryStatus, Gateway, Identity, TranslateError, resource_name};
+use crate::caldav::{CaldavError, CalendarObject, Credentials, QueryFilter, WriteCondition};
+use crate::ical::component::Component;
+use crate::ical::scheduling::{Address, ScheduleStatus, first_schedulable};
+use reqwest::Url;
+
+/// What SENDEVENT did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendEventOutcome {
+    /// The event's UID.
+    pub uid: String,
+    /// Whether anything was written (false: the stored version was as new or newer).
+    pub written: bool,
+    /// The SEQUENCE now stored for the event.
+    pub sequence: u32,
+    /// One entry per local attendee (the organizer excluded).
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Gateway {
+    /// Delivers the event in `data` (vCalendar 1.0 or iCalendar) for `identity`.
+    pub async fn send_event(
+        &self,
+        identity: &Identity,
+        data: &str,
+    ) -> Result<SendEventOutcome, TranslateError> {
+        let mut calendar = super::normalise(data)?;
+        let event = first_schedulable(&calendar)
+            .ok_or_else(|| TranslateError::BadInput("No event in the data".into()))?;
+        if event.name != "VEVENT" {
+            return Err(TranslateError::BadInput(format!(
+                "SENDEVENT carries events, not {}",
+                event.name
+            )));
+        }
+        let uid = event
+            .uid()
+            .map(str::to_owned)
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| TranslateError::BadInput("The event has no UID".into()))?;
+        let organizer = event.organizer().ok_or_else(|| {
+            TranslateError::BadInput("The event has no organizer (ATTENDEE;ROLE=OWNER)".into())
+        })?;
+        let local_attendees: Vec<Address> = event
+            .attendees()
+            .into_iter()
+            .map(|a| a.address)
+            .filter(|a| self.is_local(a) && !a.same_as(&organizer))
+            .collect();
+
+        if self.is_local(&organizer) {
+            match identity {
+                Identity::User { creds, address } if organizer_is(&organizer, address) => {
+                    self.organizer_put(creds, &mut calendar, &uid, &local_attendees)
+                        .await
+                }
+                _ => Err(TranslateError::AccessDenied(format!(
+                    "Only {} may send this event as its organizer",
+                    organizer.addr
+                ))),
+            }
+        } else {
+            match identity {
+                Identity::Peer { id } if domain_of(&organizer).is_some_and(|d| d == *id) => {}
+                Identity::Anonymous if self.policy.anonymous_sendevent => {}
+                Identity::Peer { id } => {
+                    return Err(TranslateError::AccessDenied(format!(
+                        "Peer {id} may only send events organized at {id}"
+                    )));
+                }
+                _ => {
+                    return Err(TranslateError::AccessDenied(
+                        "Events from other servers need a peer login".into(),
+                    ));
+                }
+            }
+            let service = self.service_or_denied("Delivering a foreign organizer's event")?;
+            self.deliver_foreign(service, &mut calendar, &uid, &local_attendees)
+                .await
+        }
+    }
+
+    /// Local organizer: PUT into their calendar, let the upstream schedule, read back.
+    async fn organizer_put(
+        &self,
+        creds: &Credentials,
+        calendar: &mut Component,
+        uid: &str,
+        local_attendees: &[Address],
+    ) -> Result<SendEventOutcome, TranslateError> {
+        let principal = self.discovery.principal(creds).await?;
+        let client = self.discovery.client();
+        let target = &principal.default_calendar;
+        let new_seq = first_schedulable(calendar)
+            .map(|e| e.sequence())
+            .unwrap_or(0);
+
+        // Two rounds at most: a concurrent writer may win once (412), then we re-read.
+        for _round in 0..2 {
+            let existing = find_by_uid(client, target, uid, creds).await?;
+            let result = match &existing {
+                Some(obj) => {
+                    let stored_seq = stored_sequence(obj);
+                    if new_seq <= stored_seq {
+                        let deliveries = read_deliveries(self, creds, obj, local_attendees).await;
+                        return Ok(SendEventOutcome {
+                            uid: uid.to_owned(),
+                            written: false,
+                            sequence: stored_seq,
+                            deliveries,
+                        });
+                    }
+                    let cond = WriteCondition::for_object(obj).ok_or_else(|| {
+                        TranslateError::Conflict("The stored event has no ETag to update".into())
+                    })?;
+                    client
+                        .put(&obj.url, calendar.to_ics(), cond, creds)
+                        .await
+                        .map(|_| obj.url.clone())
+                }
+                None => {
+                    let url = target.join(&resource_name(uid)).map_err(|e| {
+                        TranslateError::BadInput(format!("UID gives no usable resource name: {e}"))
+                    })?;
+                    client
+                        .put(&url, calendar.to_ics(), WriteCondition::Create, creds)
+                        .await
+                        .map(|_| url)
+                }
+            };
+            match result {
+                Ok(url) => {
+                    let deliveries = match client.get(&url, creds).await {
+                        Ok(stored) => read_deliveries(self, creds, &stored, local_attendees).await,
+                        Err(e) => local_attendees
+                            .iter()
+                            .map(|a| Delivery {
+                                address: a.addr.clone(),
+                                status: DeliveryStatus::Failed(format!(
+                                    "stored, but its delivery status could not be read: {e}"
+                                )),
+                            })
+                            .collect(),
+                    };
+                    return Ok(SendEventOutcome {
+                        uid: uid.to_owned(),
+                        written: true,
+                        sequence: new_seq,
+                        deliveries,
+                    });
+                }
+                Err(e) if e.is_precondition_failed() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TranslateError::Conflict(
+            "The event changed upstream while it was being stored; nothing was written".into(),
+        ))
+    }
+
+    /// Foreign organizer: one attendee copy per local attendee, written by the service account.
+    async fn deliver_foreign(
+        &self,
+        service: &Credentials,
+        calendar: &mut Component,
+        uid: &str,
+        local_attendees: &[Address],
+    ) -> Result<SendEventOutcome, TranslateError> {
+        // The upstream must not schedule for an organizer it does not host.
+        if let Some(event) = crate::ical::scheduling::first_schedulable_mut(calendar)
+            && let Some(line) = event.property_mut("ORGANIZER")
+        {
+            line.set_param("SCHEDULE-AGENT", "CLIENT");
+        }
+        let new_seq = first_schedulable(calendar)
+            .map(|e| e.sequence())
+            .unwrap_or(0);
+        let ics = calendar.to_ics();
+        let mut deliveries = Vec::new();
+        let mut written = false;
+        let mut first_error: Option<CaldavError> = None;
+        for attendee in local_attendees {
+            let status = match self
+                .deliver_copy(service, attendee, uid, new_seq, &ics)
+                .await
+            {
+                Ok(Some(status)) => {
+                    written |= status == DeliveryStatus::Delivered;
+                    status
+                }
+                Ok(None) => DeliveryStatus::Delivered, // already up to date
+                Err(e) => {
+                    let text = e.to_string();
+                    if first_error.is_none() && e.is_unavailable() {
+                        first_error = Some(e);
+                    }
+                    DeliveryStatus::Failed(text)
+                }
+            };
+            deliveries.push(Delivery {
+                address: attendee.addr.clone(),
+                status,
+            });
+        }
+        // Nothing delivered at all because the upstream is down: an error, not an outcome.
+        if let Some(e) = first_error
+            && !deliveries
+                .iter()
+                .any(|d| d.status == DeliveryStatus::Delivered)
+        {
+            return Err(e.into());
+        }
+        Ok(SendEventOutcome {
+            uid: uid.to_owned(),
+            written,
+            sequence: new_seq,
+            deliveries,
+        })
+    }
+
+    /// Writes or updates one attendee copy. `Ok(None)`: the stored copy is as new or newer.
+    async fn deliver_copy(
+        &self,
+        service: &Credentials,
+        attendee: &Address,
+        uid: &str,
+        new_seq: u32,
+        ics: &str,
+    ) -> Result<Option<DeliveryStatus>, CaldavError> {
+        let Some(calendar) = self.attendee_calendar(service, attendee).await? else {
+            return Ok(Some(DeliveryStatus::UnknownUser));
+        };
+        let client = self.discovery.client();
+        for _round in 0..2 {
+            let existing = find_by_uid(client, &calendar, uid, service).await;
+            let existing = match existing {
+                Ok(e) => e,
+                Err(e) if e.status() == Some(403) => return Ok(Some(DeliveryStatus::Refused)),
+                Err(e) => return Err(e),
+            };
+            let put = match &existing {
+                Some(obj) if new_seq <= stored_sequence(obj) => return Ok(None),
+                Some(obj) => match WriteCondition::for_object(obj) {
+                    Some(cond) => client.put(&obj.url, ics.to_owned(), cond, service).await,
+                    None => continue,
+                },
+                None => {
+                    let url = match calendar.join(&resource_name(uid)) {
+                        Ok(u) => u,
+                        Err(e) => return Ok(Some(DeliveryStatus::Failed(e.to_string()))),
+                    };
+                    client
+                        .put(&url, ics.to_owned(), WriteCondition::Create, service)
+                        .await
+                }
+            };
+            match put {
+                Ok(_) => return Ok(Some(DeliveryStatus::Delivered)),
+                Err(e) if e.is_precondition_failed() => continue,
+                Err(e) if e.status() == Some(403) => return Ok(Some(DeliveryStatus::Refused)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(DeliveryStatus::Failed(
+            "the attendee's copy kept changing; nothing was written".into(),
+        )))
+    }
+
+    /// The default calendar of a local attendee, found with the service account, or `None`
+    /// when no such user exists upstream.
+    pub(crate) async fn attendee_calendar(
+        &self,
+        service: &Credentials,
+        attendee: &Address,
+    ) -> Result<Option<Url>, CaldavError> {
+        let Some(user) = self.discovery.login_for(&attendee.addr) else {
+            return Ok(None);
+        };
+        match self.discovery.calendar_of(&user, service).await {
+            Ok(url) => Ok(Some(url)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn organizer_is(organizer: &Address, address: &str) -> bool {
+    organizer.addr.eq_ignore_ascii_case(address)
+}
+
+fn domain_of(a: &Address) -> Option<String> {
+    a.domain().map(|d| d.to_ascii_lowercase())
+}
+
+/// The stored object with this UID in `calendar`, if any.
+pub(crate) async fn find_by_uid(
+    client: &crate::caldav::CaldavClient,
+    calendar: &Url,
+    uid: &str,
+    creds: &Credentials,
+) -> Result<Option<CalendarObject>, CaldavError> {
+    let found = client
+        .calendar_query(
+            calendar,
+            &QueryFilter::Uid {
+                component: "VEVENT".into(),
+                uid: uid.to_owned(),
+            },
+            creds,
+        )
+        .await?;
+    Ok(found.into_iter().next())
+}
+
+fn parse_stored(obj: &CalendarObject) -> Option<Component> {
+    crate::ical::component::parse_components(&obj.data)
+        .ok()?
+        .into_iter()
+        .find(|c| c.name == "VCALENDAR")
+}
+
+fn stored_sequence(obj: &CalendarObject) -> u32 {
+    parse_stored(obj)
+        .and_then(|c| first_schedulable(&c).map(|e| e.sequence()))
+        .unwrap_or(0)
+}
+
+/// Each local attendee's fate, from the SCHEDULE-STATUS on the organizer's stored copy.
+///
+/// 1.2 and 2.x mean delivered, 3.7 unknown, 3.8 refused (RFC 6638 §3.2.9). Cyrus answers an
+/// address at the calendar domain that it does not host with 1.1 ("sent", by iMIP mail), so
+/// 1.0/1.1 for a local attendee are settled by asking whether the principal exists.
+async fn read_deliveries(
+    gateway: &Gateway,
+    creds: &Credentials,
+    obj: &CalendarObject,
+    local_attendees: &[Address],
+) -> Vec<Delivery> {
+    let stored = parse_stored(obj);
+    let attendees = stored
+        .as_ref()
+        .and_then(|c| first_schedulable(c).map(|e| e.attendees()))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for addr in local_attendees {
+        let found = attendees.iter().find(|a| a.address.same_as(addr));
+        let status = match found.and_then(|a| a.schedule_status.clone()) {
+            Some(s) if s.class == 1 && s.code() != "1.2" => {
+                gateway.settle_unconfirmed(addr, creds, &s).await
+            }
+            Some(s) => status_of(&s),
+            // No SCHEDULE-STATUS: the attendee already answered (the organizer's copy then
+            // holds their PARTSTAT) or the upstream did not schedule.
+            None => match found.and_then(|a| a.partstat.clone()) {
+                Some(p) if p != "NEEDS-ACTION" => DeliveryStatus::Delivered,
+                _ => DeliveryStatus::Failed("the upstream reported no delivery".into()),
+            },
+        };
+        out.push(Delivery {
+            address: addr.addr.clone(),
+            status,
+        });
+    }
+    out
+}
+
+impl Gateway {
+    /// A local address whose delivery the upstream did not confirm (`status`): unknown when
+    /// its principal does not exist, else delivered-pending, else failed.
+    pub(crate) async fn settle_unconfirmed(
+        &self,
+        addr: &Address,
+        creds: &Credentials,
+        status: &ScheduleStatus,
+    ) -> DeliveryStatus {
+        match self.discovery.classify(&addr.addr, creds).await {
+            Ok(crate::caldav::AddressKind::UnknownLocal) => DeliveryStatus::UnknownUser,
+            Ok(crate::caldav::AddressKind::Local { .. }) if status.class == 1 => {
+                DeliveryStatus::Delivered
+            }
+            Ok(_) => DeliveryStatus::Failed(format!("SCHEDULE-STATUS {}", status.code())),
+            Err(e) => DeliveryStatus::Failed(format!(
+                "SCHEDULE-STATUS {}; the user could not be checked: {e}",
+                status.code()
+            )),
+        }
+    }
+}
+
+fn status_of(s: &ScheduleStatus) -> DeliveryStatus {
+    if s.is_delivered() {
+        DeliveryStatus::Delivered
+    } else if s.is_unknown_user() {
+        DeliveryStatus::UnknownUser
+    } else if s.is_no_authority() {
+        DeliveryStatus::Refused
+    } else {
+        DeliveryStatus::Failed(format!("SCHEDULE-STATUS {}", s.code()))
+    }
+}

@@ -1,0 +1,301 @@
+//! The CIP listener end to end: golden transcripts from `protocols/cip/transcripts/` replayed
+//! over TCP against the live gateway in front of the real upstream, then the upstream read
+//! directly to check that what the gateway said is what it stored.
+
+mod common;
+
+use calgate::caldav::{CaldavClient, CalendarObject, QueryFilter, WriteCondition};
+use common::transcript::{self, Transcript};
+use common::*;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+/// The configuration transcripts run under: small limits so the limit transcripts stay short,
+/// a short login-failure delay.
+fn cip_config() -> calgate::config::Config {
+    let mut c = config_with(
+        r#"
+[[auth.peers]]
+id = "a.com"
+password = "PASSWORD_A"
+[[auth.peers]]
+id = "b.com"
+password = "PASSWORD_B"
+"#,
+    );
+    c.cap.enabled = false;
+    c.auth.failure_delay_ms = 10;
+    c.limits.max_line_bytes = 200;
+    c.limits.max_data_line_bytes = 1000;
+    c.limits.max_payload_bytes = 2048;
+    c
+}
+
+/// One gateway shared by the tests of this binary.
+async fn gateway() -> SocketAddr {
+    static GW: OnceLock<calgate::server::Running> = OnceLock::new();
+    GW.get_or_init(|| spawn_gateway(cip_config()))
+        .cip_addr
+        .expect("CIP enabled")
+}
+
+fn load(name: &str, vars: &HashMap<String, String>) -> Transcript {
+    transcript::load(&transcript::dir("cip").join(name), vars)
+}
+
+async fn replay(name: &str, vars: &HashMap<String, String>) -> Vec<String> {
+    let addr = gateway().await;
+    transcript::replay(&load(name, vars), addr).await
+}
+
+fn upstream_client() -> CaldavClient {
+    client()
+}
+
+/// The object with `uid` in `who`'s default calendar, if any.
+async fn find(who: &str, uid: &str) -> Option<CalendarObject> {
+    let d = discovery();
+    let p = d.principal(&creds(who)).await.expect("principal");
+    d.client()
+        .calendar_query(
+            &p.default_calendar,
+            &QueryFilter::Uid {
+                component: "VEVENT".into(),
+                uid: uid.to_owned(),
+            },
+            &creds(who),
+        )
+        .await
+        .expect("query")
+        .into_iter()
+        .next()
+}
+
+/// All objects with `uid` in `who`'s default calendar (to prove there are no duplicates).
+async fn count(who: &str, uid: &str) -> usize {
+    let d = discovery();
+    let p = d.principal(&creds(who)).await.unwrap();
+    d.client()
+        .calendar_query(
+            &p.default_calendar,
+            &QueryFilter::Uid {
+                component: "VEVENT".into(),
+                uid: uid.to_owned(),
+            },
+            &creds(who),
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+fn attendee_line(data: &str, addr: &str) -> Option<String> {
+    unfold(data)
+        .lines()
+        .find(|l| {
+            l.starts_with("ATTENDEE") && l.to_ascii_lowercase().contains(&format!("mailto:{addr}"))
+        })
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn t001_greeting_help_quit() {
+    replay("001-greeting-help-quit.txt", &transcript::vars("t001")).await;
+}
+
+#[tokio::test]
+async fn t010_login() {
+    replay("010-login.txt", &transcript::vars("t010")).await;
+}
+
+#[tokio::test]
+async fn t011_too_many_login_failures_close_the_connection() {
+    replay("011-login-too-many-failures.txt", &transcript::vars("t011")).await;
+}
+
+#[tokio::test]
+async fn t020_sendevent_local_organizer_delivers_through_the_upstream() {
+    let vars = transcript::vars("t020");
+    let uid = &vars["UID"];
+    replay("020-sendevent-local-organizer.txt", &vars).await;
+    // alice's copy is stored; bob and carol have theirs, NEEDS-ACTION; zed does not exist.
+    let org = find("alice", uid).await.expect("organizer copy stored");
+    let text = unfold(&org.data);
+    assert!(
+        text.contains("SUMMARY:Project X review"),
+        "SUBJECT became SUMMARY: {text}"
+    );
+    assert!(
+        text.contains("DTSTART:20351126T203000Z"),
+        "offset converted to UTC: {text}"
+    );
+    assert!(text.contains("ORGANIZER"), "{text}");
+    for who in ["bob", "carol"] {
+        let copy = find(who, uid)
+            .await
+            .unwrap_or_else(|| panic!("{who} got the event"));
+        let line = attendee_line(&copy.data, &format!("{who}@example.com")).unwrap();
+        assert!(line.contains("PARTSTAT=NEEDS-ACTION"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn t021_sendevent_versioning_updates_in_place() {
+    let vars = transcript::vars("t021");
+    let uid = &vars["UID"];
+    replay("021-sendevent-versioning.txt", &vars).await;
+    assert_eq!(
+        count("alice", uid).await,
+        1,
+        "no duplicate in the organizer's calendar"
+    );
+    assert_eq!(count("bob", uid).await, 1, "no duplicate for the attendee");
+    let org = unfold(&find("alice", uid).await.unwrap().data);
+    assert!(org.contains("SUMMARY:Version two"), "{org}");
+    assert!(org.contains("SEQUENCE:2"), "{org}");
+    let bob = unfold(&find("bob", uid).await.unwrap().data);
+    assert!(
+        bob.contains("SUMMARY:Version two"),
+        "the update reached bob: {bob}"
+    );
+}
+
+#[tokio::test]
+async fn t022_sendevent_for_another_organizer_is_refused() {
+    let vars = transcript::vars("t022");
+    replay("022-sendevent-not-the-organizer.txt", &vars).await;
+    assert!(find("alice", &vars["UID"]).await.is_none());
+    assert!(find("carol", &vars["UID"]).await.is_none());
+}
+
+#[tokio::test]
+async fn t030_rsvp_updates_the_attendee_and_the_organizer_copy() {
+    let vars = transcript::vars("t030");
+    let uid = &vars["UID"];
+    replay("030-rsvp-local-attendee.txt", &vars).await;
+    let bob = find("bob", uid).await.unwrap();
+    assert!(
+        attendee_line(&bob.data, "bob@example.com")
+            .unwrap()
+            .contains("PARTSTAT=ACCEPTED")
+    );
+    let shows = eventually(25, || async {
+        let org = find("alice", uid).await?;
+        attendee_line(&org.data, "bob@example.com")?
+            .contains("PARTSTAT=ACCEPTED")
+            .then_some(())
+    })
+    .await;
+    assert!(shows.is_some(), "alice's copy shows bob ACCEPTED");
+    let carol = find("carol", uid).await.unwrap();
+    assert!(
+        attendee_line(&carol.data, "carol@example.com")
+            .unwrap()
+            .contains("NEEDS-ACTION")
+    );
+}
+
+#[tokio::test]
+async fn t031_rsvp_errors_change_nothing() {
+    let vars = transcript::vars("t031");
+    replay("031-rsvp-errors.txt", &vars).await;
+    assert!(find("bob", &vars["UID"]).await.is_none());
+}
+
+#[tokio::test]
+async fn t040_freebusy_returns_busy_periods() {
+    // carol is busy 2035-12-04 10:00-11:00Z: put that event in her calendar (once per run).
+    let c = upstream_client();
+    let d = discovery();
+    let carol = creds("carol");
+    let p = d.principal(&carol).await.unwrap();
+    let uid = "calgate-test-t040-busy";
+    let url = p.default_calendar.join(&format!("{uid}.ics")).unwrap();
+    let put = c
+        .put(
+            &url,
+            event(uid, "20351204T100000Z", "20351204T110000Z", None, &[]),
+            WriteCondition::Create,
+            &carol,
+        )
+        .await;
+    if let Err(e) = put {
+        assert!(
+            e.is_precondition_failed(),
+            "already there from an earlier run, or: {e}"
+        );
+    }
+    replay("040-freebusy.txt", &transcript::vars("t040")).await;
+}
+
+#[tokio::test]
+async fn t050_bad_input_keeps_the_session() {
+    let vars = transcript::vars("t050");
+    replay("050-bad-input.txt", &vars).await;
+    assert!(
+        find("alice", &vars["UID"]).await.is_none(),
+        "the oversized event was not stored"
+    );
+}
+
+#[tokio::test]
+async fn t051_early_commands_are_not_executed() {
+    let vars = transcript::vars("t051");
+    replay("051-lock-step.txt", &vars).await;
+    assert!(
+        find("alice", &vars["UID"]).await.is_none(),
+        "the early SENDEVENT never ran"
+    );
+    assert!(find("bob", &vars["UID"]).await.is_none());
+}
+
+#[tokio::test]
+async fn t052_bare_lf_quirk() {
+    replay("052-bare-lf.txt", &transcript::vars("t052")).await;
+}
+
+#[tokio::test]
+async fn disconnect_mid_body_sends_nothing_upstream() {
+    let addr = gateway().await;
+    let uid = unique_uid("midbody");
+    let mut c = LineClient::connect(addr).await;
+    c.line().await;
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN alice alicepw"])
+            .await
+            .last()
+            .unwrap(),
+        "OK 000 Logged in as alice@example.com"
+    );
+    c.send(&[
+        "SENDEVENT +",
+        &format!("UID:{uid}"),
+        "SEQUENCE:1",
+        "DTSTART:20351207T100000Z",
+        "DTEND:20351207T110000Z",
+        "ATTENDEE;ROLE=OWNER:alice@example.com",
+        "ATTENDEE:bob@example.com",
+    ])
+    .await;
+    drop(c); // gone before the terminating dot
+    // A later session proves the gateway is still serving, and nothing was stored.
+    let mut c = LineClient::connect(addr).await;
+    c.line().await;
+    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
+    assert!(find("alice", &uid).await.is_none());
+    assert!(find("bob", &uid).await.is_none());
+}
+
+/// Every transcript in the directory is replayed by one of the tests above.
+#[test]
+fn every_cip_transcript_has_a_test() {
+    let source = std::fs::read_to_string(repo().join("tests/cip.rs")).unwrap();
+    for entry in std::fs::read_dir(transcript::dir("cip")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            source.contains(&format!("\"{name}\"")),
+            "{name} is not replayed by tests/cip.rs"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Golden transcript replay against the live gateway.
+//!
+//! Format (one file per behaviour under `protocols/<proto>/transcripts/`):
+//!
+//! ```text
+//! # title: what the transcript shows        (lines starting with # are comments)
+//! S: OK CIP 1.0 example.com                  a line the server must send, exactly
+//! S: OK 000 *                                a trailing * matches the rest of the line
+//! C: SENDEVENT +                             a line the client sends
+//! C: UID:${UID}                              ${NAME} is replaced by a per-replay value
+//! C: <raw>ATTENDEE:bob@example.com\n         <raw> sends the text as is (\n, \r, \t escapes;
+//!                                            no CRLF is added)
+//! S: <closed>                                the server closes the connection here
+//! ```
+//!
+//! Consecutive `C:` lines are written at once (CRLF added to each, unless `<raw>`); each `S:`
+//! line then reads one line from the server. `${UID}`, `${UID2}` … are unique per replay, so
+//! replays never collide with each other or with earlier runs.
+
+use super::LineClient;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One step of a transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Bytes the client sends.
+    Send(Vec<u8>),
+    /// A line the server must send (`*` at the end: prefix match).
+    Expect(String),
+    /// The server closes the connection.
+    Closed,
+}
+
+/// A parsed transcript.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    pub path: PathBuf,
+    pub steps: Vec<Step>,
+}
+
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push(b'\n'),
+                Some('r') => out.push(b'\r'),
+                Some('t') => out.push(b'\t'),
+                Some('\\') => out.push(b'\\'),
+                Some(other) => {
+                    out.push(b'\\');
+                    out.extend(other.to_string().bytes());
+                }
+                None => out.push(b'\\'),
+            }
+        } else {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        }
+    }
+    out
+}
+
+/// Loads a transcript, substituting `vars`.
+pub fn load(path: &Path, vars: &HashMap<String, String>) -> Transcript {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut steps: Vec<Step> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let mut line = raw.to_owned();
+        for (k, v) in vars {
+            line = line.replace(&format!("${{{k}}}"), v);
+        }
+        assert!(
+            !line.contains("${"),
+            "{}:{}: unknown variable in {line:?}",
+            path.display(),
+            n + 1
+        );
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(c) = line.strip_prefix("C: ").or_else(|| line.strip_prefix("C:")) {
+            let bytes = match c.strip_prefix("<raw>") {
+                Some(r) => unescape(r),
+                None => {
+                    let mut b = c.as_bytes().to_vec();
+                    b.extend_from_slice(b"\r\n");
+                    b
+                }
+            };
+            match steps.last_mut() {
+                Some(Step::Send(prev)) => prev.extend_from_slice(&bytes),
+                _ => steps.push(Step::Send(bytes)),
+            }
+        } else if let Some(s) = line.strip_prefix("S: ").or_else(|| line.strip_prefix("S:")) {
+            if s == "<closed>" {
+                steps.push(Step::Closed);
+            } else {
+                steps.push(Step::Expect(s.to_owned()));
+            }
+        } else {
+            panic!("{}:{}: not a C:/S: line: {line:?}", path.display(), n + 1);
+        }
+    }
+    Transcript {
+        path: path.to_owned(),
+        steps,
+    }
+}
+
+fn matches(pattern: &str, got: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => got.starts_with(prefix),
+        None => pattern == got,
+    }
+}
+
+/// Replays a transcript over a fresh connection; panics with the position and both lines on
+/// the first difference. Returns every server line read.
+pub async fn replay(t: &Transcript, addr: std::net::SocketAddr) -> Vec<String> {
+    let mut client = LineClient::connect(addr).await;
+    let mut seen = Vec::new();
+    for (i, step) in t.steps.iter().enumerate() {
+        match step {
+            Step::Send(bytes) => client.send_raw(bytes).await,
+            Step::Expect(want) => {
+                let got = client.line().await.unwrap_or_else(|| {
+                    panic!(
+                        "{} step {i}: expected {want:?}, connection closed\nseen so far:\n{}",
+                        t.path.display(),
+                        seen.join("\n")
+                    )
+                });
+                assert!(
+                    matches(want, &got),
+                    "{} step {i}: expected {want:?}\n got {got:?}\nseen so far:\n{}",
+                    t.path.display(),
+                    seen.join("\n")
+                );
+                seen.push(got);
+            }
+            Step::Closed => {
+                let got = client.line().await;
+                assert!(
+                    got.is_none(),
+                    "{} step {i}: expected the server to close, got {got:?}",
+                    t.path.display()
+                );
+            }
+        }
+    }
+    seen
+}
+
+/// Fresh unique values for `${UID}`, `${UID2}`, `${UID3}`.
+pub fn vars(tag: &str) -> HashMap<String, String> {
+    let mut v = HashMap::new();
+    v.insert("UID".to_owned(), super::unique_uid(tag));
+    v.insert("UID2".to_owned(), super::unique_uid(&format!("{tag}-2")));
+    v.insert("UID3".to_owned(), super::unique_uid(&format!("{tag}-3")));
+    v
+}
+
+/// The transcript directory of a protocol.
+pub fn dir(protocol: &str) -> PathBuf {
+    super::repo()
+        .join("protocols")
+        .join(protocol)
+        .join("transcripts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(matches("OK 000 *", "OK 000 Logged in"));
+        assert!(!matches("OK 000 *", "NO 000 x"));
+        assert!(matches("OK 000", "OK 000"));
+        assert!(!matches("OK 000", "OK 000 x"));
+        assert_eq!(unescape("a\\nb\\r\\\\"), b"a\nb\r\\");
+    }
+}
