@@ -287,3 +287,61 @@ impl LineClient {
         self.until_completion().await
     }
 }
+
+/// A TCP proxy in front of the real upstream that a test can cut: existing connections are
+/// dropped and new ones refused, as when the upstream server stops.
+pub struct CuttableProxy {
+    pub addr: std::net::SocketAddr,
+    cut: tokio_util::sync::CancellationToken,
+}
+
+impl CuttableProxy {
+    /// Starts a proxy to the test upstream on an ephemeral loopback port.
+    pub async fn start() -> CuttableProxy {
+        let target: std::net::SocketAddr = {
+            let url = reqwest::Url::parse(&upstream().url).expect("upstream url");
+            format!(
+                "{}:{}",
+                url.host_str().unwrap(),
+                url.port_or_known_default().unwrap()
+            )
+            .parse()
+            .expect("socket address")
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = tokio_util::sync::CancellationToken::new();
+        let token = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    a = listener.accept() => match a { Ok(a) => a, Err(_) => break },
+                    _ = token.cancelled() => break,
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        CuttableProxy { addr, cut }
+    }
+
+    /// The upstream URL through the proxy (same path as the real one).
+    pub fn url(&self) -> String {
+        let mut url = reqwest::Url::parse(&upstream().url).unwrap();
+        url.set_port(Some(self.addr.port())).unwrap();
+        url.to_string()
+    }
+
+    /// Drops every connection and stops accepting: the upstream is gone.
+    pub fn cut(&self) {
+        self.cut.cancel();
+    }
+}

@@ -1,0 +1,195 @@
+//! CIP under failure and at its limits: the upstream going away mid-session, connection caps,
+//! idle limits, the plaintext-password policy. Each test runs its own gateway with the
+//! configuration it needs, in front of the real upstream (through a proxy the test can cut
+//! where the upstream must disappear).
+
+mod common;
+
+use calgate::caldav::QueryFilter;
+use calgate::config::PlaintextPolicy;
+use common::*;
+
+async fn greeted(addr: std::net::SocketAddr) -> LineClient {
+    let mut c = LineClient::connect(addr).await;
+    assert_eq!(c.line().await.as_deref(), Some("OK CIP 1.0 example.com"));
+    c
+}
+
+fn sendevent(uid: &str) -> Vec<String> {
+    [
+        "SENDEVENT +".to_owned(),
+        format!("UID:{uid}"),
+        "SEQUENCE:1".into(),
+        "DTSTART:20351210T100000Z".into(),
+        "DTEND:20351210T110000Z".into(),
+        "ATTENDEE;ROLE=OWNER:alice@example.com".into(),
+        "ATTENDEE:bob@example.com".into(),
+        ".".into(),
+    ]
+    .to_vec()
+}
+
+async fn stored(who: &str, uid: &str) -> usize {
+    let d = discovery();
+    let p = d.principal(&creds(who)).await.unwrap();
+    d.client()
+        .calendar_query(
+            &p.default_calendar,
+            &QueryFilter::Uid {
+                component: "VEVENT".into(),
+                uid: uid.into(),
+            },
+            &creds(who),
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+/// The upstream stops after login: the command is answered "Upstream unavailable", nothing is
+/// claimed, the session stays usable, and the upstream holds nothing.
+#[tokio::test]
+async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
+    let proxy = CuttableProxy::start().await;
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.upstream.url = proxy.url();
+    cfg.upstream.connect_timeout_secs = 2;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
+        vec!["OK 000 Logged in as alice@example.com"]
+    );
+    proxy.cut();
+    let uid = unique_uid("cut");
+    let event = sendevent(&uid);
+    let lines: Vec<&str> = event.iter().map(String::as_str).collect();
+    assert_eq!(c.command(&lines).await, vec!["NO 000 Upstream unavailable"]);
+    // Free-busy too, and the session still answers.
+    let fb = c
+        .command(&[
+            "FREEBUSY +",
+            "ATTENDEE:bob@example.com",
+            "DTSTART:20351210T000000Z",
+            "DTEND:20351211T000000Z",
+            ".",
+        ])
+        .await;
+    assert_eq!(fb, vec!["NO 000 Upstream unavailable"]);
+    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
+    // A login that cannot be checked says so (no failure delay, no reason about the password).
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN bob bobpw"]).await,
+        vec!["NO 000 Upstream unavailable, try again later"]
+    );
+    assert_eq!(stored("alice", &uid).await, 0);
+    assert_eq!(stored("bob", &uid).await, 0);
+}
+
+#[tokio::test]
+async fn unreachable_upstream_at_login() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.upstream.url = "http://127.0.0.1:9/".into();
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
+        vec!["NO 000 Upstream unavailable, try again later"]
+    );
+}
+
+#[tokio::test]
+async fn connection_cap_answers_and_closes() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.limits.max_connections = 2;
+    cfg.limits.max_connections_per_ip = 2;
+    let gw = start_gateway(cfg).await;
+    let addr = gw.cip_addr.unwrap();
+    let _a = greeted(addr).await;
+    let mut b = greeted(addr).await;
+    let mut third = LineClient::connect(addr).await;
+    assert_eq!(
+        third.line().await.as_deref(),
+        Some("NO 000 Too many connections")
+    );
+    assert_eq!(third.line().await, None, "closed after the refusal");
+    // Slots come back when a connection ends.
+    assert_eq!(b.command(&["QUIT"]).await, vec!["OK 000 Goodbye"]);
+    drop(b);
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = LineClient::connect(addr).await;
+        let first = c.line().await;
+        if first.as_deref() == Some("OK CIP 1.0 example.com") {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a freed slot is reused");
+}
+
+#[tokio::test]
+async fn per_ip_cap() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.limits.max_connections = 10;
+    cfg.limits.max_connections_per_ip = 1;
+    let gw = start_gateway(cfg).await;
+    let addr = gw.cip_addr.unwrap();
+    let _a = greeted(addr).await;
+    let mut second = LineClient::connect(addr).await;
+    assert_eq!(
+        second.line().await.as_deref(),
+        Some("NO 000 Too many connections")
+    );
+}
+
+/// A client that says nothing is cut off at the pre-authentication idle limit.
+#[tokio::test]
+async fn idle_client_is_closed_at_the_preauth_limit() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.limits.preauth_timeout_secs = 1;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    assert_eq!(
+        c.line().await.as_deref(),
+        Some("NO 000 Idle timeout; closing the connection")
+    );
+    assert_eq!(c.line().await, None);
+}
+
+#[tokio::test]
+async fn plaintext_passwords_can_be_refused() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.auth.plaintext_passwords = PlaintextPolicy::Never;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let reply = c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await;
+    assert!(
+        reply[0].starts_with("NO 002 Passwords are not accepted"),
+        "{reply:?}"
+    );
+    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
+}
+
+/// Shutdown tells an idle session and closes it.
+#[tokio::test]
+async fn shutdown_tells_idle_sessions() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let stop = tokio::spawn(gw.shutdown(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        c.line().await.as_deref(),
+        Some("NO 000 Server shutting down")
+    );
+    assert_eq!(c.line().await, None);
+    stop.await.unwrap();
+}
