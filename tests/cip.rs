@@ -256,6 +256,45 @@ async fn t052_bare_lf_quirk() {
 }
 
 #[tokio::test]
+async fn t060_draft_session_bill() {
+    let vars = transcript::vars("t060");
+    let uid = &vars["UID"];
+    replay("060-draft-session-bill.txt", &vars).await;
+    let org = unfold(&find("alice", uid).await.expect("alice's copy").data);
+    assert!(org.contains("SUMMARY:Important Meeting"), "{org}");
+    assert!(
+        org.contains("CLASS:PRIVATE") || org.contains("CLASS:Private"),
+        "{org}"
+    );
+    assert!(org.contains("DTSTART:20361126T203000Z"), "{org}");
+    let bob = find("bob", uid).await.expect("bob got it");
+    assert!(attendee_line(&bob.data, "bob@example.com").is_some());
+}
+
+#[tokio::test]
+async fn t061_undelivered_event_is_not_reported_delivered() {
+    let vars = transcript::vars("t061");
+    replay("061-sendevent-in-the-past.txt", &vars).await;
+    assert!(
+        find("bob", &vars["UID"]).await.is_none(),
+        "bob really did not get it"
+    );
+}
+
+#[tokio::test]
+async fn t062_draft_session_mary_rsvp() {
+    let vars = transcript::vars("t062");
+    let uid = &vars["UID"];
+    replay("062-draft-session-mary-rsvp.txt", &vars).await;
+    let bob = find("bob", uid).await.unwrap();
+    assert!(
+        attendee_line(&bob.data, "bob@example.com")
+            .unwrap()
+            .contains("PARTSTAT=ACCEPTED")
+    );
+}
+
+#[tokio::test]
 async fn disconnect_mid_body_sends_nothing_upstream() {
     let addr = gateway().await;
     let uid = unique_uid("midbody");

@@ -119,7 +119,8 @@ impl Gateway {
                 Some(obj) => {
                     let stored_seq = stored_sequence(obj);
                     if new_seq <= stored_seq {
-                        let deliveries = read_deliveries(self, creds, obj, local_attendees).await;
+                        let deliveries =
+                            read_deliveries(self, creds, obj, local_attendees, false).await;
                         return Ok(SendEventOutcome {
                             uid: uid.to_owned(),
                             written: false,
@@ -148,7 +149,9 @@ impl Gateway {
             match result {
                 Ok(url) => {
                     let deliveries = match client.get(&url, creds).await {
-                        Ok(stored) => read_deliveries(self, creds, &stored, local_attendees).await,
+                        Ok(stored) => {
+                            read_deliveries(self, creds, &stored, local_attendees, true).await
+                        }
                         Err(e) => local_attendees
                             .iter()
                             .map(|a| Delivery {
@@ -352,6 +355,7 @@ async fn read_deliveries(
     creds: &Credentials,
     obj: &CalendarObject,
     local_attendees: &[Address],
+    just_written: bool,
 ) -> Vec<Delivery> {
     let stored = parse_stored(obj);
     let attendees = stored
@@ -366,11 +370,13 @@ async fn read_deliveries(
                 gateway.settle_unconfirmed(addr, creds, &s).await
             }
             Some(s) => status_of(&s),
-            // No SCHEDULE-STATUS: the attendee already answered (the organizer's copy then
-            // holds their PARTSTAT) or the upstream did not schedule.
+            // No SCHEDULE-STATUS on a copy stored earlier: the attendee has answered since (the
+            // upstream then records their PARTSTAT instead), so they had it. On a copy just
+            // written it means the upstream did not schedule it (Cyrus does not for events in
+            // the past), whatever PARTSTAT the client put there.
             None => match found.and_then(|a| a.partstat.clone()) {
-                Some(p) if p != "NEEDS-ACTION" => DeliveryStatus::Delivered,
-                _ => DeliveryStatus::Failed("the upstream reported no delivery".into()),
+                Some(p) if !just_written && p != "NEEDS-ACTION" => DeliveryStatus::Delivered,
+                _ => DeliveryStatus::Failed("the upstream did not deliver it".into()),
             },
         };
         out.push(Delivery {
