@@ -203,9 +203,8 @@ async fn t031_rsvp_errors_change_nothing() {
     assert!(find("bob", &vars["UID"]).await.is_none());
 }
 
-#[tokio::test]
-async fn t040_freebusy_returns_busy_periods() {
-    // carol is busy 2035-12-04 10:00-11:00Z: put that event in her calendar (once per run).
+/// carol is busy 2035-12-04 10:00-11:00Z: that event is put in her calendar once per upstream.
+async fn carol_busy() {
     let c = upstream_client();
     let d = discovery();
     let carol = creds("carol");
@@ -227,6 +226,51 @@ async fn t040_freebusy_returns_busy_periods() {
         );
     }
     replay("040-freebusy.txt", &transcript::vars("t040")).await;
+}
+
+#[tokio::test]
+async fn t041_anonymous_freebusy_through_the_service_account() {
+    carol_busy().await;
+    replay("041-freebusy-anonymous.txt", &transcript::vars("t041")).await;
+}
+
+#[tokio::test]
+async fn anonymous_freebusy_is_refused_by_policy() {
+    let mut cfg = cip_config();
+    cfg.policy.anonymous_freebusy = false;
+    let gw = start_gateway(cfg).await;
+    let mut c = LineClient::connect(gw.cip_addr.unwrap()).await;
+    c.line().await;
+    let reply = c
+        .command(&[
+            "FREEBUSY +",
+            "ATTENDEE:carol@example.com",
+            "DTSTART:20351204T000000Z",
+            "DTEND:20351205T000000Z",
+            ".",
+        ])
+        .await;
+    assert_eq!(reply, vec!["NO 002 Log in to ask for free/busy time"]);
+    // Without a service account, anonymous free-busy cannot work at all.
+    let mut cfg = cip_config();
+    cfg.upstream.service_account = None;
+    let gw = start_gateway(cfg).await;
+    let mut c = LineClient::connect(gw.cip_addr.unwrap()).await;
+    c.line().await;
+    let reply = c
+        .command(&[
+            "FREEBUSY +",
+            "ATTENDEE:carol@example.com",
+            "DTSTART:20351204T000000Z",
+            "DTEND:20351205T000000Z",
+            ".",
+        ])
+        .await;
+    assert!(
+        reply[0]
+            .starts_with("NO 002 Free/busy without a login needs the gateway's service account"),
+        "{reply:?}"
+    );
 }
 
 #[tokio::test]
