@@ -169,6 +169,11 @@ pub struct UpstreamConfig {
     /// relative to `url`'s origin; `{user}` is the upstream login name.
     #[serde(default)]
     pub principal_template: Option<String>,
+    /// A user's default calendar path ({user} = login name), used by the service account when
+    /// it may not read that user's principal (Cyrus answers 403 there). Same-origin redirects
+    /// from it are followed: Cyrus redirects to the shared view in the service account's home.
+    #[serde(default)]
+    pub calendar_template: Option<String>,
     /// Extra CA certificates (PEM) trusted for an `https` upstream, added to the system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -427,6 +432,14 @@ impl Config {
             return Err(invalid(
                 "upstream.principal_template",
                 "must be an absolute path containing {user}, e.g. /dav/principals/user/{user}/",
+            ));
+        }
+        if let Some(t) = &u.calendar_template
+            && (!t.starts_with('/') || !t.contains("{user}"))
+        {
+            return Err(invalid(
+                "upstream.calendar_template",
+                "must be an absolute path containing {user}, e.g. /dav/calendars/user/{user}/Default/",
             ));
         }
         positive("upstream.connect_timeout_secs", u.connect_timeout_secs)?;

@@ -339,6 +339,43 @@ async fn t062_draft_session_mary_rsvp() {
 }
 
 #[tokio::test]
+async fn t070_peer_delivers_a_foreign_organizers_event() {
+    let vars = transcript::vars("t070");
+    let uid = &vars["UID"];
+    replay("070-draft-session-peer-sendevent.txt", &vars).await;
+    assert_eq!(
+        count("bob", uid).await,
+        1,
+        "one copy, the replay did not duplicate it"
+    );
+    let bob = find("bob", uid).await.unwrap();
+    let text = unfold(&bob.data);
+    assert!(
+        text.to_ascii_lowercase().contains("mailto:poleary@a.com"),
+        "{text}"
+    );
+    assert!(
+        attendee_line(&bob.data, "bob@example.com")
+            .unwrap()
+            .contains("NEEDS-ACTION")
+    );
+    assert!(
+        find("bob", &vars["UID2"]).await.is_none(),
+        "the refused event was not written"
+    );
+}
+
+#[tokio::test]
+async fn t071_peer_records_a_foreign_attendees_answer() {
+    let vars = transcript::vars("t071");
+    let uid = &vars["UID"];
+    replay("071-draft-session-peer-rsvp.txt", &vars).await;
+    let org = find("alice", uid).await.unwrap();
+    let line = attendee_line(&org.data, "dave@b.com").expect("dave's line");
+    assert!(line.contains("PARTSTAT=ACCEPTED"), "{line}");
+}
+
+#[tokio::test]
 async fn disconnect_mid_body_sends_nothing_upstream() {
     let addr = gateway().await;
     let uid = unique_uid("midbody");

@@ -96,6 +96,7 @@ pub struct Discovery {
     domain: String,
     login_template: String,
     principal_template: Option<String>,
+    calendar_template: Option<String>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Arc<Principal>)>>,
 }
@@ -108,6 +109,7 @@ impl Discovery {
             domain: config.upstream.domain.to_ascii_lowercase(),
             login_template: config.upstream.login_template.clone(),
             principal_template: config.upstream.principal_template.clone(),
+            calendar_template: config.upstream.calendar_template.clone(),
             ttl: Duration::from_secs(config.upstream.discovery_ttl_secs),
             cache: Mutex::new(HashMap::new()),
         }
@@ -223,19 +225,32 @@ impl Discovery {
             })
     }
 
-    /// The default calendar of another user, found with `creds` (an account allowed to read
-    /// that user's principal, such as the service account). 404 when the user does not exist.
+    /// The default calendar of another user, as `creds` (an account with rights on it, such as
+    /// the service account) must address it. 404 when the user does not exist.
+    ///
+    /// From the user's principal when `creds` may read it (DAViCal); else, when the principal
+    /// exists but is closed to `creds` (403, Cyrus), from `upstream.calendar_template`,
+    /// following same-origin redirects (Cyrus sends another user's calendar to the shared view
+    /// in the caller's own home).
     pub async fn calendar_of(&self, user: &str, creds: &Credentials) -> Result<Url, CaldavError> {
         let url = self.principal_url_for(user, creds).await?;
-        let ms = self
+        let resp = self
             .client
-            .propfind(
+            .propfind_raw(
                 &url,
                 Depth::Zero,
                 &[CALENDAR_HOME_SET, SCHEDULE_INBOX_URL],
                 creds,
             )
             .await?;
+        if resp.status == 403
+            && let Some(t) = &self.calendar_template
+        {
+            let start = self.template_url(t, user)?;
+            return self.follow_to_collection(&start, creds).await;
+        }
+        let resp = self.client.check(propfind_method(), &url, resp)?;
+        let ms = self.client.parse_propfind(&url, &resp)?;
         let r = ms.responses.first().ok_or_else(|| CaldavError::Discovery {
             user: user.to_owned(),
             detail: format!("empty PROPFIND answer for {}", url.path()),
@@ -259,6 +274,44 @@ impl Discovery {
             .map(|h| self.client.resolve(&url, h))
             .transpose()?;
         self.default_calendar(&home, inbox.as_ref(), creds).await
+    }
+
+    /// PROPFIND Depth 0 at `start`, following at most three same-origin redirects; the URL
+    /// that answered 207 is the collection to use.
+    async fn follow_to_collection(
+        &self,
+        start: &Url,
+        creds: &Credentials,
+    ) -> Result<Url, CaldavError> {
+        let mut url = start.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self
+                .client
+                .propfind_raw(&url, Depth::Zero, &[RESOURCETYPE], creds)
+                .await?;
+            match resp.status {
+                207 => return Ok(url),
+                301 | 302 | 307 | 308 => {
+                    let location = resp.header("location").unwrap_or("").to_owned();
+                    url = self.client.resolve(&url, &location)?;
+                    // Credentials never ride in a URL we send.
+                    let _ = url.set_username("");
+                    let _ = url.set_password(None);
+                }
+                _ => {
+                    return self
+                        .client
+                        .check(propfind_method(), &url, resp)
+                        .map(|_| url);
+                }
+            }
+        }
+        Err(CaldavError::Redirect {
+            method: "PROPFIND".into(),
+            path: start.path().to_owned(),
+            status: 301,
+            location: url.path().to_owned(),
+        })
     }
 
     fn template_url(&self, template: &str, user: &str) -> Result<Url, CaldavError> {

@@ -48,27 +48,36 @@ impl Gateway {
             .map(str::to_owned)
             .filter(|u| !u.trim().is_empty())
             .ok_or_else(|| TranslateError::BadInput("RSVP needs the event's UID".into()))?;
-        let attendees = event.attendees();
-        // The responder: the logged-in user if they are among the attendee lines, else the one
-        // attendee line the reply carries.
-        let responder = match identity {
-            Identity::User { address, .. } => attendees
-                .iter()
-                .find(|a| a.address.addr.eq_ignore_ascii_case(address))
-                .or(if attendees.len() == 1 {
-                    attendees.first()
-                } else {
-                    None
-                }),
-            _ => {
-                if attendees.len() == 1 {
-                    attendees.first()
-                } else {
-                    None
-                }
+        // The responder is never the organizer's own line (the normaliser keeps the CIP owner
+        // as an ATTENDEE with ROLE=CHAIR). Among the others: the logged-in user's line; for a
+        // peer, the one line at its domain; otherwise the one line there is.
+        let organizer = event.organizer();
+        let candidates: Vec<Address> = event
+            .attendees()
+            .into_iter()
+            .map(|a| a.address)
+            .filter(|a| organizer.as_ref().is_none_or(|o| !a.same_as(o)))
+            .collect();
+        let single = |list: Vec<&Address>| -> Option<Address> {
+            match list.as_slice() {
+                [one] => Some((*one).clone()),
+                _ => None,
             }
+        };
+        let responder = match identity {
+            Identity::User { address, .. } => candidates
+                .iter()
+                .find(|a| a.addr.eq_ignore_ascii_case(address))
+                .cloned()
+                .or_else(|| single(candidates.iter().collect())),
+            Identity::Peer { id } => single(
+                candidates
+                    .iter()
+                    .filter(|a| a.domain().is_some_and(|d| d.eq_ignore_ascii_case(id)))
+                    .collect(),
+            ),
+            Identity::Anonymous => single(candidates.iter().collect()),
         }
-        .map(|a| a.address.clone())
         .ok_or_else(|| {
             TranslateError::BadInput("RSVP needs exactly one responding ATTENDEE".into())
         })?;

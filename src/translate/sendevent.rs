@@ -186,11 +186,18 @@ impl Gateway {
         uid: &str,
         local_attendees: &[Address],
     ) -> Result<SendEventOutcome, TranslateError> {
-        // The upstream must not schedule for an organizer it does not host.
-        if let Some(event) = crate::ical::scheduling::first_schedulable_mut(calendar)
-            && let Some(line) = event.property_mut("ORGANIZER")
-        {
-            line.set_param("SCHEDULE-AGENT", "CLIENT");
+        if let Some(event) = crate::ical::scheduling::first_schedulable_mut(calendar) {
+            // The upstream must not schedule for an organizer it does not host.
+            if let Some(line) = event.property_mut("ORGANIZER") {
+                line.set_param("SCHEDULE-AGENT", "CLIENT");
+            }
+            // An attendee copy shows the answer as pending, as implicit scheduling would write
+            // it (NEEDS-ACTION is RFC 5545's default PARTSTAT, made explicit).
+            for line in event.properties.iter_mut().filter(|l| l.name == "ATTENDEE") {
+                if line.param("PARTSTAT").is_none() {
+                    line.set_param("PARTSTAT", "NEEDS-ACTION");
+                }
+            }
         }
         let new_seq = first_schedulable(calendar)
             .map(|e| e.sequence())

@@ -95,13 +95,19 @@ listen = "127.0.0.1:0"
 url = "{}"
 domain = "example.com"
 principal_template = "{}"
+{}
 request_timeout_secs = 20
 [upstream.service_account]
 user = "calgate"
 password = "calgatepw"
 {extra}
 "#,
-        up.url, up.principal_template
+        up.url,
+        up.principal_template,
+        match server() {
+            Server::Cyrus => "calendar_template = \"/dav/calendars/user/{user}/Default/\"",
+            Server::Davical => "",
+        }
     );
     Config::from_toml(&text, Path::new("test-config.toml")).expect("test config is valid")
 }
