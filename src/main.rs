@@ -92,24 +92,30 @@ fn read_password(user: &str, file: Option<&PathBuf>) -> Result<String, String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// Loads a configuration or says why not (exit code 2).
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("calgate: invalid configuration: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// A multi-threaded tokio runtime, or the reason there is none.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("calgate: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
         Command::Run { config } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("calgate: invalid configuration: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("calgate: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let (config, runtime) = match (load(&config), runtime()) {
+                (Ok(c), Ok(r)) => (c, r),
+                (Err(code), _) | (_, Err(code)) => return code,
             };
             match runtime.block_on(calgate::server::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -119,15 +125,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { file } => match Config::load(&file) {
+        Command::CheckConfig { file } => match load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("calgate: invalid configuration: {e}");
-                ExitCode::from(2)
-            }
+            Err(code) => code,
         },
         Command::Probe {
             config,
@@ -135,25 +138,15 @@ fn main() -> ExitCode {
             password_file,
             other,
         } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("calgate: invalid configuration: {e}");
-                    return ExitCode::from(2);
-                }
+            let (config, runtime) = match (load(&config), runtime()) {
+                (Ok(c), Ok(r)) => (c, r),
+                (Err(code), _) | (_, Err(code)) => return code,
             };
             let password = match read_password(&user, password_file.as_ref()) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("calgate: {e}");
                     return ExitCode::from(2);
-                }
-            };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("calgate: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
                 }
             };
             runtime.block_on(async move {

@@ -234,38 +234,33 @@ async fn t041_anonymous_freebusy_through_the_service_account() {
     replay("041-freebusy-anonymous.txt", &transcript::vars("t041")).await;
 }
 
+/// An anonymous FREEBUSY for carol on a gateway with `cfg`.
+async fn anonymous_freebusy(cfg: calgate::config::Config) -> Vec<String> {
+    let gw = start_gateway(cfg).await;
+    let mut c = LineClient::connect(gw.cip_addr.unwrap()).await;
+    c.line().await;
+    c.command(&[
+        "FREEBUSY +",
+        "ATTENDEE:carol@example.com",
+        "DTSTART:20351204T000000Z",
+        "DTEND:20351205T000000Z",
+        ".",
+    ])
+    .await
+}
+
 #[tokio::test]
 async fn anonymous_freebusy_is_refused_by_policy() {
     let mut cfg = cip_config();
     cfg.policy.anonymous_freebusy = false;
-    let gw = start_gateway(cfg).await;
-    let mut c = LineClient::connect(gw.cip_addr.unwrap()).await;
-    c.line().await;
-    let reply = c
-        .command(&[
-            "FREEBUSY +",
-            "ATTENDEE:carol@example.com",
-            "DTSTART:20351204T000000Z",
-            "DTEND:20351205T000000Z",
-            ".",
-        ])
-        .await;
-    assert_eq!(reply, vec!["NO 002 Log in to ask for free/busy time"]);
+    assert_eq!(
+        anonymous_freebusy(cfg).await,
+        vec!["NO 002 Log in to ask for free/busy time"]
+    );
     // Without a service account, anonymous free-busy cannot work at all.
     let mut cfg = cip_config();
     cfg.upstream.service_account = None;
-    let gw = start_gateway(cfg).await;
-    let mut c = LineClient::connect(gw.cip_addr.unwrap()).await;
-    c.line().await;
-    let reply = c
-        .command(&[
-            "FREEBUSY +",
-            "ATTENDEE:carol@example.com",
-            "DTSTART:20351204T000000Z",
-            "DTEND:20351205T000000Z",
-            ".",
-        ])
-        .await;
+    let reply = anonymous_freebusy(cfg).await;
     assert!(
         reply[0]
             .starts_with("NO 002 Free/busy without a login needs the gateway's service account"),

@@ -547,36 +547,24 @@ pub fn unescape_text(s: &str) -> String {
 /// Apply RFC 5545 §3.3.11 TEXT escaping: `\` `;` `,` and line breaks
 /// (CRLF, LF or a lone CR all become `\n`).
 pub fn escape_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            ';' => out.push_str("\\;"),
-            ',' => out.push_str("\\,"),
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                out.push_str("\\n");
-            }
-            '\n' => out.push_str("\\n"),
-            _ => out.push(c),
-        }
-    }
-    out
+    escape(s, false)
 }
 
 /// Escape TEXT that may already be partly escaped: existing escape pairs
 /// (`\\` `\;` `\,` `\n` `\N`) are kept, everything else is escaped as by
 /// [`escape_text`]. Idempotent: escaping twice gives the same result.
 pub fn escape_text_unescaped(s: &str) -> String {
+    escape(s, true)
+}
+
+/// TEXT escaping; with `keep_escapes`, escape pairs already present are left alone.
+fn escape(s: &str, keep_escapes: bool) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.peek().copied() {
-                Some(e @ ('\\' | ';' | ',' | 'n' | 'N')) => {
+                Some(e @ ('\\' | ';' | ',' | 'n' | 'N')) if keep_escapes => {
                     out.push('\\');
                     out.push(e);
                     chars.next();
