@@ -228,46 +228,52 @@ impl Discovery {
     /// The default calendar of another user, as `creds` (an account with rights on it, such as
     /// the service account) must address it. 404 when the user does not exist.
     ///
-    /// From the user's principal when `creds` may read it (DAViCal); else, when the principal
-    /// exists but is closed to `creds` (403, Cyrus), from `upstream.calendar_template`,
-    /// following same-origin redirects (Cyrus sends another user's calendar to the shared view
-    /// in the caller's own home).
+    /// With `upstream.calendar_template`, that path, following same-origin redirects (Cyrus
+    /// sends another user's calendar to the shared view in the caller's own home). Without it,
+    /// from the user's principal; a principal that reports the caller's own home is refused
+    /// (Cyrus does that once the caller holds rights on the user's calendar).
     pub async fn calendar_of(&self, user: &str, creds: &Credentials) -> Result<Url, CaldavError> {
+        if let Some(t) = &self.calendar_template {
+            let start = self.template_url(t, user)?;
+            return self.follow_to_collection(&start, creds).await;
+        }
         let url = self.principal_url_for(user, creds).await?;
-        let resp = self
+        let ms = self
             .client
-            .propfind_raw(
+            .propfind(
                 &url,
                 Depth::Zero,
                 &[CALENDAR_HOME_SET, SCHEDULE_INBOX_URL],
                 creds,
             )
             .await?;
-        if resp.status == 403
-            && let Some(t) = &self.calendar_template
-        {
-            let start = self.template_url(t, user)?;
-            return self.follow_to_collection(&start, creds).await;
-        }
-        let resp = self.client.check(propfind_method(), &url, resp)?;
-        let ms = self.client.parse_propfind(&url, &resp)?;
         let r = ms.responses.first().ok_or_else(|| CaldavError::Discovery {
             user: user.to_owned(),
             detail: format!("empty PROPFIND answer for {}", url.path()),
         })?;
+        let unusable = |detail: String| CaldavError::Discovery {
+            user: user.to_owned(),
+            detail: format!("{detail}; set upstream.calendar_template"),
+        };
         let home = r
             .prop(CALDAV, "calendar-home-set")
             .and_then(|p| p.href())
             .map(|h| self.client.resolve(&url, h))
             .transpose()?
-            .ok_or_else(|| CaldavError::Discovery {
-                user: user.to_owned(),
-                detail: format!(
+            .ok_or_else(|| {
+                unusable(format!(
                     "{} shows no calendar-home-set to {}",
                     url.path(),
                     creds.user
-                ),
+                ))
             })?;
+        if user != creds.user && self.principal(creds).await?.home == home {
+            return Err(unusable(format!(
+                "{} reports {}'s own calendar home",
+                url.path(),
+                creds.user
+            )));
+        }
         let inbox = r
             .prop(CALDAV, "schedule-inbox-URL")
             .and_then(|p| p.href())

@@ -66,6 +66,16 @@ impl Gateway {
             .collect();
 
         if self.is_local(&organizer) {
+            // Attendees on other servers are reached by the CIP side (the organizer's system
+            // sends to their servers); the upstream must not mail them a second invitation.
+            if let Some(event) = crate::ical::scheduling::first_schedulable_mut(&mut calendar) {
+                for line in event.properties.iter_mut().filter(|l| l.name == "ATTENDEE") {
+                    let foreign = Address::from_line(line).is_some_and(|a| !self.is_local(&a));
+                    if foreign {
+                        line.set_param("SCHEDULE-AGENT", "CLIENT");
+                    }
+                }
+            }
             match identity {
                 Identity::User { creds, address } if organizer_is(&organizer, address) => {
                     self.organizer_put(creds, &mut calendar, &uid, &local_attendees)

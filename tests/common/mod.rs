@@ -106,7 +106,7 @@ password = "calgatepw"
         up.principal_template,
         match server() {
             Server::Cyrus => "calendar_template = \"/dav/calendars/user/{user}/Default/\"",
-            Server::Davical => "",
+            Server::Davical => "calendar_template = \"/caldav.php/{user}/calendar/\"",
         }
     );
     Config::from_toml(&text, Path::new("test-config.toml")).expect("test config is valid")
