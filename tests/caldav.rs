@@ -212,12 +212,14 @@ async fn propfind_mkcalendar_and_move() {
         .find(|r| r.href.trim_end_matches('/').ends_with(&name))
         .expect("new calendar listed in the home");
     assert!(entry.is_resource_type(CALDAV, "calendar"));
-    assert_eq!(
-        entry
-            .prop(calgate::caldav::multistatus::DAV, "displayname")
-            .map(|p| p.text.as_str()),
-        Some("Work & Play")
-    );
+    let name = entry
+        .prop(calgate::caldav::multistatus::DAV, "displayname")
+        .map(|p| p.text.as_str());
+    match server() {
+        Server::Cyrus => assert_eq!(name, Some("Work & Play")),
+        // DAViCal stores the escaped text and escapes it again on output.
+        Server::Davical => assert_eq!(name, Some("Work &amp; Play")),
+    }
 
     // MOVE an event from the default calendar into the new one.
     let uid = unique_uid("move");
@@ -462,10 +464,13 @@ async fn addresses_are_classified() {
         AddressKind::Local { user: "bob".into() },
         "address matching ignores case"
     );
-    assert_eq!(
-        d.classify("zed@example.com", &alice).await.unwrap(),
-        AddressKind::UnknownLocal
-    );
+    // Cyrus answers 404 for a principal that does not exist; DAViCal answers 403 whether or
+    // not it exists, so there it cannot be told apart and counts as existing.
+    let zed = d.classify("zed@example.com", &alice).await.unwrap();
+    match server() {
+        Server::Cyrus => assert_eq!(zed, AddressKind::UnknownLocal),
+        Server::Davical => assert_eq!(zed, AddressKind::Local { user: "zed".into() }),
+    }
     assert_eq!(
         d.classify("pete@foreign.example", &alice).await.unwrap(),
         AddressKind::Foreign

@@ -65,6 +65,15 @@ impl Gateway {
             .filter(|a| self.is_local(a) && !a.same_as(&organizer))
             .collect();
 
+        // Pending answers are written out (NEEDS-ACTION is RFC 5545's default PARTSTAT), so
+        // every copy says it, whichever server stores it (DAViCal keeps only what it is given).
+        if let Some(event) = crate::ical::scheduling::first_schedulable_mut(&mut calendar) {
+            for line in event.properties.iter_mut().filter(|l| l.name == "ATTENDEE") {
+                if line.param("PARTSTAT").is_none() {
+                    line.set_param("PARTSTAT", "NEEDS-ACTION");
+                }
+            }
+        }
         if self.is_local(&organizer) {
             // Attendees on other servers are reached by the CIP side (the organizer's system
             // sends to their servers); the upstream must not mail them a second invitation.
@@ -201,13 +210,6 @@ impl Gateway {
             if let Some(line) = event.property_mut("ORGANIZER") {
                 line.set_param("SCHEDULE-AGENT", "CLIENT");
             }
-            // An attendee copy shows the answer as pending, as implicit scheduling would write
-            // it (NEEDS-ACTION is RFC 5545's default PARTSTAT, made explicit).
-            for line in event.properties.iter_mut().filter(|l| l.name == "ATTENDEE") {
-                if line.param("PARTSTAT").is_none() {
-                    line.set_param("PARTSTAT", "NEEDS-ACTION");
-                }
-            }
         }
         let new_seq = first_schedulable(calendar)
             .map(|e| e.sequence())
@@ -264,8 +266,13 @@ impl Gateway {
         new_seq: u32,
         ics: &str,
     ) -> Result<Option<DeliveryStatus>, CaldavError> {
-        let Some(calendar) = self.attendee_calendar(service, attendee).await? else {
-            return Ok(Some(DeliveryStatus::UnknownUser));
+        let calendar = match self.attendee_calendar(service, attendee).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Some(DeliveryStatus::UnknownUser)),
+            // The user's calendar is closed to the service account (no grant, or DAViCal, which
+            // answers 403 for users that do not exist as well).
+            Err(e) if e.status() == Some(403) => return Ok(Some(DeliveryStatus::Refused)),
+            Err(e) => return Err(e),
         };
         let client = self.discovery.client();
         for _round in 0..2 {

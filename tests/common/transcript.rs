@@ -11,6 +11,8 @@
 //! C: <raw>ATTENDEE:bob@example.com\n         <raw> sends the text as is (\n, \r, \t escapes;
 //!                                            no CRLF is added)
 //! S: <closed>                                the server closes the connection here
+//! S[davical]: * PERMDENIED zed@example.com     a line for one upstream only (cyrus, davical):
+//!                                            where the servers differ in what they can know
 //! ```
 //!
 //! Consecutive `C:` lines are written at once (CRLF added to each, unless `<raw>`); each `S:`
@@ -81,6 +83,20 @@ pub fn load(path: &Path, vars: &HashMap<String, String>) -> Transcript {
         );
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
+        }
+        // `X[server]: …` lines apply to one upstream only.
+        if let Some(rest) = line.strip_prefix("S[").or_else(|| line.strip_prefix("C[")) {
+            let Some((server, tail)) = rest.split_once("]:") else {
+                panic!("{}:{}: bad server tag in {line:?}", path.display(), n + 1);
+            };
+            let this = match super::server() {
+                super::Server::Cyrus => "cyrus",
+                super::Server::Davical => "davical",
+            };
+            if server != this {
+                continue;
+            }
+            line = format!("{}:{tail}", &line[..1]);
         }
         if let Some(c) = line.strip_prefix("C: ").or_else(|| line.strip_prefix("C:")) {
             let bytes = match c.strip_prefix("<raw>") {
