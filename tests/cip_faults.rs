@@ -193,3 +193,45 @@ async fn shutdown_tells_idle_sessions() {
     assert_eq!(c.line().await, None);
     stop.await.unwrap();
 }
+
+/// The upstream fails half way through a peer's delivery to two local attendees: bob's copy is
+/// written, then the upstream goes away before carol's. The peer hears exactly that (OK 003,
+/// bob TENTATIVE, carol FAILED), and the upstream holds bob's copy only.
+#[tokio::test]
+async fn partial_delivery_reports_who_got_it() {
+    let proxy = CuttableProxy::start_cutting_at(Some(("PUT", 2))).await;
+    let mut cfg = config_with("[[auth.peers]]\nid = \"a.com\"\npassword = \"PASSWORD_A\"\n");
+    cfg.cap.enabled = false;
+    cfg.upstream.url = proxy.url();
+    cfg.upstream.connect_timeout_secs = 2;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN a.com PASSWORD_A"]).await,
+        vec!["OK 000 Logged in as peer a.com"]
+    );
+    let uid = unique_uid("partial");
+    let uid_line = format!("UID:{uid}");
+    let reply = c
+        .command(&[
+            "SENDEVENT +",
+            &uid_line,
+            "SEQUENCE:1",
+            "DTSTART:20351211T100000Z",
+            "DTEND:20351211T110000Z",
+            "ATTENDEE;ROLE=OWNER:pete@a.com",
+            "ATTENDEE:bob@example.com",
+            "ATTENDEE:carol@example.com",
+            ".",
+        ])
+        .await;
+    assert_eq!(reply.len(), 3, "{reply:?}");
+    assert_eq!(reply[0], "* TENTATIVE bob@example.com");
+    assert!(
+        reply[1].starts_with("* FAILED carol@example.com "),
+        "{reply:?}"
+    );
+    assert_eq!(reply[2], "OK 003 Not all attendees received the event");
+    assert_eq!(stored("bob", &uid).await, 1);
+    assert_eq!(stored("carol", &uid).await, 0);
+}

@@ -304,6 +304,12 @@ pub struct CuttableProxy {
 impl CuttableProxy {
     /// Starts a proxy to the test upstream on an ephemeral loopback port.
     pub async fn start() -> CuttableProxy {
+        Self::start_cutting_at(None).await
+    }
+
+    /// Like [`CuttableProxy::start`], but the proxy cuts itself when the client sends the
+    /// `n`-th request starting with `method` (that request never reaches the upstream).
+    pub async fn start_cutting_at(rule: Option<(&'static str, usize)>) -> CuttableProxy {
         let target: std::net::SocketAddr = {
             let url = reqwest::Url::parse(&upstream().url).expect("upstream url");
             format!(
@@ -318,19 +324,54 @@ impl CuttableProxy {
         let addr = listener.local_addr().unwrap();
         let cut = tokio_util::sync::CancellationToken::new();
         let token = cut.clone();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tokio::spawn(async move {
             loop {
-                let (mut inbound, _) = tokio::select! {
+                let (inbound, _) = tokio::select! {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => break },
                     _ = token.cancelled() => break,
                 };
                 let token = token.clone();
+                let seen = seen.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
+                    let (mut ci, mut co) = inbound.into_split();
+                    let (mut ui, mut uo) = outbound.into_split();
+                    let upward = async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 65536];
+                        loop {
+                            let n = match ci.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if let Some((method, nth)) = rule {
+                                let starts = buf[..n]
+                                    .windows(method.len() + 1)
+                                    .filter(|w| {
+                                        w.starts_with(method.as_bytes()) && w[method.len()] == b' '
+                                    })
+                                    .count();
+                                if starts > 0
+                                    && seen.fetch_add(starts, std::sync::atomic::Ordering::SeqCst)
+                                        + starts
+                                        >= nth
+                                {
+                                    token.cancel();
+                                    break;
+                                }
+                            }
+                            if uo.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let downward = tokio::io::copy(&mut ui, &mut co);
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = upward => {}
+                        _ = downward => {}
                         _ = token.cancelled() => {}
                     }
                 });
