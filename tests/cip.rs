@@ -4,7 +4,7 @@
 
 mod common;
 
-use calgate::caldav::{CaldavClient, CalendarObject, QueryFilter, WriteCondition};
+use calgate::caldav::{CaldavClient, CalendarObject, WriteCondition};
 use common::transcript::{self, Transcript};
 use common::*;
 use std::collections::HashMap;
@@ -55,39 +55,12 @@ fn upstream_client() -> CaldavClient {
 
 /// The object with `uid` in `who`'s default calendar, if any.
 async fn find(who: &str, uid: &str) -> Option<CalendarObject> {
-    let d = discovery();
-    let p = d.principal(&creds(who)).await.expect("principal");
-    d.client()
-        .calendar_query(
-            &p.default_calendar,
-            &QueryFilter::Uid {
-                component: "VEVENT".into(),
-                uid: uid.to_owned(),
-            },
-            &creds(who),
-        )
-        .await
-        .expect("query")
-        .into_iter()
-        .next()
+    objects_with_uid(who, uid).await.into_iter().next()
 }
 
-/// All objects with `uid` in `who`'s default calendar (to prove there are no duplicates).
+/// How many objects have `uid` in `who`'s default calendar (to prove there are no duplicates).
 async fn count(who: &str, uid: &str) -> usize {
-    let d = discovery();
-    let p = d.principal(&creds(who)).await.unwrap();
-    d.client()
-        .calendar_query(
-            &p.default_calendar,
-            &QueryFilter::Uid {
-                component: "VEVENT".into(),
-                uid: uid.to_owned(),
-            },
-            &creds(who),
-        )
-        .await
-        .unwrap()
-        .len()
+    objects_with_uid(who, uid).await.len()
 }
 
 fn attendee_line(data: &str, addr: &str) -> Option<String> {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use calgate::caldav::QueryFilter;
 use calgate::config::PlaintextPolicy;
 use common::*;
 
@@ -30,20 +29,7 @@ fn sendevent(uid: &str) -> Vec<String> {
 }
 
 async fn stored(who: &str, uid: &str) -> usize {
-    let d = discovery();
-    let p = d.principal(&creds(who)).await.unwrap();
-    d.client()
-        .calendar_query(
-            &p.default_calendar,
-            &QueryFilter::Uid {
-                component: "VEVENT".into(),
-                uid: uid.into(),
-            },
-            &creds(who),
-        )
-        .await
-        .unwrap()
-        .len()
+    objects_with_uid(who, uid).await.len()
 }
 
 /// The upstream stops after login: the command is answered "Upstream unavailable", nothing is

@@ -392,3 +392,20 @@ impl CuttableProxy {
         self.cut.cancel();
     }
 }
+
+/// The objects with `uid` in `who`'s default calendar, read directly from the upstream.
+pub async fn objects_with_uid(who: &str, uid: &str) -> Vec<calgate::caldav::CalendarObject> {
+    let d = discovery();
+    let p = d.principal(&creds(who)).await.expect("principal");
+    d.client()
+        .calendar_query(
+            &p.default_calendar,
+            &calgate::caldav::QueryFilter::Uid {
+                component: "VEVENT".into(),
+                uid: uid.to_owned(),
+            },
+            &creds(who),
+        )
+        .await
+        .expect("calendar-query")
+}
