@@ -118,6 +118,30 @@ async fn connection_cap_answers_and_closes() {
     assert!(again.is_some(), "a freed slot is reused");
 }
 
+/// A client that just closes the connection (no QUIT) gives its slot back at once, not at the
+/// idle limit.
+#[tokio::test]
+async fn closing_without_quit_frees_the_slot() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.limits.max_connections = 1;
+    cfg.limits.max_connections_per_ip = 1;
+    cfg.limits.preauth_timeout_secs = 600;
+    let gw = start_gateway(cfg).await;
+    let addr = gw.cip_addr.unwrap();
+    drop(greeted(addr).await);
+    let mut greeting = None;
+    for _ in 0..50 {
+        let mut c = LineClient::connect(addr).await;
+        greeting = c.line().await;
+        if greeting.as_deref() == Some("OK CIP 1.0 example.com") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(greeting.as_deref(), Some("OK CIP 1.0 example.com"));
+}
+
 #[tokio::test]
 async fn per_ip_cap() {
     let mut cfg = config();

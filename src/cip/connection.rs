@@ -106,12 +106,15 @@ where
             }
             frame = framed.next(), if !client_gone => match frame {
                 Some(Ok(frame)) => Input::Frame(frame),
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "CIP read error");
-                    client_gone = true;
-                    continue;
-                }
-                None => {
+                end => {
+                    if let Some(Err(e)) = end {
+                        tracing::debug!(error = %e, "CIP read error");
+                    }
+                    // The client is gone. A running command still finishes (nothing is left
+                    // half-applied upstream); with none running the connection ends now.
+                    if work.is_none() {
+                        break;
+                    }
                     client_gone = true;
                     continue;
                 }
@@ -125,9 +128,6 @@ where
                 break;
             }
         };
-        if client_gone && work.is_none() && !matches!(input, Input::Done(_)) {
-            break;
-        }
         let mut close = false;
         for action in session.handle(input) {
             match action {
