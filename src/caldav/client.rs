@@ -334,12 +334,21 @@ impl CaldavClient {
         })
     }
 
-    fn text(method: &Method, url: &Url, resp: &HttpResponse) -> Result<String, CaldavError> {
-        String::from_utf8(resp.body.clone()).map_err(|_| CaldavError::Malformed {
+    fn not_utf8(method: &Method, url: &Url) -> CaldavError {
+        CaldavError::Malformed {
             method: method.to_string(),
             path: url.path().to_owned(),
             detail: "body is not UTF-8".into(),
-        })
+        }
+    }
+
+    /// The body as text, borrowed (no copy).
+    fn text<'a>(
+        method: &Method,
+        url: &Url,
+        resp: &'a HttpResponse,
+    ) -> Result<&'a str, CaldavError> {
+        std::str::from_utf8(&resp.body).map_err(|_| Self::not_utf8(method, url))
     }
 
     fn multistatus(
@@ -355,7 +364,7 @@ impl CaldavClient {
             });
         }
         let text = Self::text(method, url, resp)?;
-        multistatus::parse_multistatus(&text).map_err(|detail| CaldavError::Malformed {
+        multistatus::parse_multistatus(text).map_err(|detail| CaldavError::Malformed {
             method: method.to_string(),
             path: url.path().to_owned(),
             detail,
@@ -427,11 +436,12 @@ impl CaldavClient {
     pub async fn get(&self, url: &Url, creds: &Credentials) -> Result<CalendarObject, CaldavError> {
         let resp = self.send(&Method::GET, url, Some(creds), &[], None).await?;
         let resp = self.check(&Method::GET, url, resp)?;
+        let (etag, schedule_tag) = (resp.etag(), resp.schedule_tag());
         Ok(CalendarObject {
             url: url.clone(),
-            etag: resp.etag(),
-            schedule_tag: resp.schedule_tag(),
-            data: Self::text(&Method::GET, url, &resp)?,
+            etag,
+            schedule_tag,
+            data: String::from_utf8(resp.body).map_err(|_| Self::not_utf8(&Method::GET, url))?,
         })
     }
 
@@ -593,7 +603,7 @@ impl CaldavClient {
             .await?;
         let resp = self.check(&Method::POST, outbox, resp)?;
         let text = Self::text(&Method::POST, outbox, &resp)?;
-        multistatus::parse_schedule_response(&text).map_err(|detail| CaldavError::Malformed {
+        multistatus::parse_schedule_response(text).map_err(|detail| CaldavError::Malformed {
             method: "POST".into(),
             path: outbox.path().to_owned(),
             detail,

@@ -192,10 +192,8 @@ impl Gateway {
                 (_, "3.7") => outcome.not_found.push(u.addr.clone()),
                 (_, "3.8") => outcome.refused.push(u.addr.clone()),
                 // Cyrus answers 5.1 for a user it does not host: ask whether the user exists.
-                _ => match self.discovery.classify(&u.addr, creds).await {
-                    Ok(crate::caldav::AddressKind::UnknownLocal) => {
-                        outcome.not_found.push(u.addr.clone())
-                    }
+                _ => match self.is_unknown_user(u, creds).await {
+                    Ok(true) => outcome.not_found.push(u.addr.clone()),
                     _ => outcome
                         .failed
                         .push((u.addr.clone(), r.request_status.clone())),

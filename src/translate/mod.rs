@@ -155,6 +155,19 @@ impl Gateway {
             .is_some_and(|d| d.eq_ignore_ascii_case(&self.domain))
     }
 
+    /// Whether the upstream shows, with evidence, that no user has this local address: its
+    /// principal answers 404. For answers that are ambiguous on some servers (Cyrus: 1.1 on an
+    /// organizer PUT, 5.1 in free-busy, for users it does not host). An address whose principal
+    /// exists or cannot be read (DAViCal answers 403 either way) is not unknown.
+    pub(crate) async fn is_unknown_user(
+        &self,
+        addr: &Address,
+        creds: &Credentials,
+    ) -> Result<bool, CaldavError> {
+        Ok(self.discovery.classify(&addr.addr, creds).await?
+            == crate::caldav::AddressKind::UnknownLocal)
+    }
+
     /// The credentials to act with for work on behalf of `identity` that needs more than its
     /// own rights: the service account, when configured.
     fn service_or_denied(&self, what: &str) -> Result<&Credentials, TranslateError> {

@@ -65,26 +65,8 @@ impl Gateway {
             .filter(|a| self.is_local(a) && !a.same_as(&organizer))
             .collect();
 
-        // Pending answers are written out (NEEDS-ACTION is RFC 5545's default PARTSTAT), so
-        // every copy says it, whichever server stores it (DAViCal keeps only what it is given).
-        if let Some(event) = crate::ical::scheduling::first_schedulable_mut(&mut calendar) {
-            for line in event.properties.iter_mut().filter(|l| l.name == "ATTENDEE") {
-                if line.param("PARTSTAT").is_none() {
-                    line.set_param("PARTSTAT", "NEEDS-ACTION");
-                }
-            }
-        }
+        self.prepare_scheduling(&mut calendar);
         if self.is_local(&organizer) {
-            // Attendees on other servers are reached by the CIP side (the organizer's system
-            // sends to their servers); the upstream must not mail them a second invitation.
-            if let Some(event) = crate::ical::scheduling::first_schedulable_mut(&mut calendar) {
-                for line in event.properties.iter_mut().filter(|l| l.name == "ATTENDEE") {
-                    let foreign = Address::from_line(line).is_some_and(|a| !self.is_local(&a));
-                    if foreign {
-                        line.set_param("SCHEDULE-AGENT", "CLIENT");
-                    }
-                }
-            }
             match identity {
                 Identity::User { creds, address } if organizer_is(&organizer, address) => {
                     self.organizer_put(creds, &mut calendar, &uid, &local_attendees)
@@ -116,6 +98,30 @@ impl Gateway {
         }
     }
 
+    /// Readies the event for the upstream, in one pass over its lines:
+    /// - every address this gateway does not host, organizer or attendee, gets
+    ///   `SCHEDULE-AGENT=CLIENT` (RFC 6638 §7.1): their own servers are reached over CIP, so the
+    ///   upstream must neither mail them a second invitation nor schedule for an organizer it
+    ///   does not host;
+    /// - every attendee without a PARTSTAT gets `NEEDS-ACTION`, RFC 5545's default written out,
+    ///   so every copy says it whichever server stores it (DAViCal keeps only what it is given).
+    fn prepare_scheduling(&self, calendar: &mut Component) {
+        let Some(event) = crate::ical::scheduling::first_schedulable_mut(calendar) else {
+            return;
+        };
+        for line in &mut event.properties {
+            if line.name != "ATTENDEE" && line.name != "ORGANIZER" {
+                continue;
+            }
+            if Address::from_line(line).is_some_and(|a| !self.is_local(&a)) {
+                line.set_param("SCHEDULE-AGENT", "CLIENT");
+            }
+            if line.name == "ATTENDEE" && line.param("PARTSTAT").is_none() {
+                line.set_param("PARTSTAT", "NEEDS-ACTION");
+            }
+        }
+    }
+
     /// Local organizer: PUT into their calendar, let the upstream schedule, read back.
     async fn organizer_put(
         &self,
@@ -136,10 +142,12 @@ impl Gateway {
             let existing = find_by_uid(client, target, uid, creds).await?;
             let result = match &existing {
                 Some(obj) => {
-                    let stored_seq = stored_sequence(obj);
+                    let stored = parse_stored(obj);
+                    let stored_seq = sequence_of(stored.as_ref());
                     if new_seq <= stored_seq {
                         let deliveries =
-                            read_deliveries(self, creds, obj, local_attendees, false).await;
+                            read_deliveries(self, creds, stored.as_ref(), local_attendees, false)
+                                .await;
                         return Ok(SendEventOutcome {
                             uid: uid.to_owned(),
                             written: false,
@@ -168,8 +176,10 @@ impl Gateway {
             match result {
                 Ok(url) => {
                     let deliveries = match client.get(&url, creds).await {
-                        Ok(stored) => {
-                            read_deliveries(self, creds, &stored, local_attendees, true).await
+                        Ok(obj) => {
+                            let stored = parse_stored(&obj);
+                            read_deliveries(self, creds, stored.as_ref(), local_attendees, true)
+                                .await
                         }
                         Err(e) => local_attendees
                             .iter()
@@ -205,12 +215,6 @@ impl Gateway {
         uid: &str,
         local_attendees: &[Address],
     ) -> Result<SendEventOutcome, TranslateError> {
-        if let Some(event) = crate::ical::scheduling::first_schedulable_mut(calendar) {
-            // The upstream must not schedule for an organizer it does not host.
-            if let Some(line) = event.property_mut("ORGANIZER") {
-                line.set_param("SCHEDULE-AGENT", "CLIENT");
-            }
-        }
         let new_seq = first_schedulable(calendar)
             .map(|e| e.sequence())
             .unwrap_or(0);
@@ -283,7 +287,7 @@ impl Gateway {
                 Err(e) => return Err(e),
             };
             let put = match &existing {
-                Some(obj) if new_seq <= stored_sequence(obj) => return Ok(None),
+                Some(obj) if new_seq <= sequence_of(parse_stored(obj).as_ref()) => return Ok(None),
                 Some(obj) => match WriteCondition::for_object(obj) {
                     Some(cond) => client.put(&obj.url, ics.to_owned(), cond, service).await,
                     None => continue,
@@ -363,9 +367,9 @@ fn parse_stored(obj: &CalendarObject) -> Option<Component> {
         .find(|c| c.name == "VCALENDAR")
 }
 
-fn stored_sequence(obj: &CalendarObject) -> u32 {
-    parse_stored(obj)
-        .and_then(|c| first_schedulable(&c).map(|e| e.sequence()))
+fn sequence_of(stored: Option<&Component>) -> u32 {
+    stored
+        .and_then(|c| first_schedulable(c).map(|e| e.sequence()))
         .unwrap_or(0)
 }
 
@@ -377,21 +381,28 @@ fn stored_sequence(obj: &CalendarObject) -> u32 {
 async fn read_deliveries(
     gateway: &Gateway,
     creds: &Credentials,
-    obj: &CalendarObject,
+    stored: Option<&Component>,
     local_attendees: &[Address],
     just_written: bool,
 ) -> Vec<Delivery> {
-    let stored = parse_stored(obj);
     let attendees = stored
-        .as_ref()
         .and_then(|c| first_schedulable(c).map(|e| e.attendees()))
         .unwrap_or_default();
     let mut out = Vec::new();
     for addr in local_attendees {
         let found = attendees.iter().find(|a| a.address.same_as(addr));
         let status = match found.and_then(|a| a.schedule_status.clone()) {
+            // Sent or pending (1.0/1.1) rather than delivered (1.2): delivery is on its way to
+            // an existing user, unless the user does not exist.
             Some(s) if s.class == 1 && s.code() != "1.2" => {
-                gateway.settle_unconfirmed(addr, creds, &s).await
+                match gateway.is_unknown_user(addr, creds).await {
+                    Ok(true) => DeliveryStatus::UnknownUser,
+                    Ok(false) => DeliveryStatus::Delivered,
+                    Err(e) => DeliveryStatus::Failed(format!(
+                        "SCHEDULE-STATUS {}; the user could not be checked: {e}",
+                        s.code()
+                    )),
+                }
             }
             Some(s) => status_of(&s),
             // No SCHEDULE-STATUS on a copy stored earlier: the attendee has answered since (the
@@ -409,29 +420,6 @@ async fn read_deliveries(
         });
     }
     out
-}
-
-impl Gateway {
-    /// A local address whose delivery the upstream did not confirm (`status`): unknown when
-    /// its principal does not exist, else delivered-pending, else failed.
-    pub(crate) async fn settle_unconfirmed(
-        &self,
-        addr: &Address,
-        creds: &Credentials,
-        status: &ScheduleStatus,
-    ) -> DeliveryStatus {
-        match self.discovery.classify(&addr.addr, creds).await {
-            Ok(crate::caldav::AddressKind::UnknownLocal) => DeliveryStatus::UnknownUser,
-            Ok(crate::caldav::AddressKind::Local { .. }) if status.class == 1 => {
-                DeliveryStatus::Delivered
-            }
-            Ok(_) => DeliveryStatus::Failed(format!("SCHEDULE-STATUS {}", status.code())),
-            Err(e) => DeliveryStatus::Failed(format!(
-                "SCHEDULE-STATUS {}; the user could not be checked: {e}",
-                status.code()
-            )),
-        }
-    }
 }
 
 fn status_of(s: &ScheduleStatus) -> DeliveryStatus {
