@@ -171,8 +171,10 @@ async fn reports_by_uid_time_range_and_multiget() {
         )
         .await
         .unwrap();
-    let uids: Vec<bool> = in_range.iter().map(|o| o.data.contains(&uid2)).collect();
-    assert!(uids.contains(&true), "uid2 is in range");
+    assert!(
+        in_range.iter().any(|o| o.data.contains(&uid2)),
+        "uid2 is in range"
+    );
     assert!(
         !in_range.iter().any(|o| o.data.contains(&uid1)),
         "uid1 is not"
@@ -309,7 +311,7 @@ async fn implicit_scheduling_invite_and_accept() {
     let inbox_items = c
         .calendar_query(&inbox, &query, &bob)
         .await
-        .unwrap_or_default();
+        .expect("calendar-query on bob's inbox");
     assert!(
         inbox_items
             .iter()

@@ -8,6 +8,13 @@ mod common;
 use calgate::config::PlaintextPolicy;
 use common::*;
 
+/// The test configuration with only the CIP listener.
+fn cip_only() -> calgate::config::Config {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg
+}
+
 async fn greeted(addr: std::net::SocketAddr) -> LineClient {
     let mut c = LineClient::connect(addr).await;
     assert_eq!(c.line().await.as_deref(), Some("OK CIP 1.0 example.com"));
@@ -37,8 +44,7 @@ async fn stored(who: &str, uid: &str) -> usize {
 #[tokio::test]
 async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
     let proxy = CuttableProxy::start().await;
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
     cfg.upstream.url = proxy.url();
     cfg.upstream.connect_timeout_secs = 2;
     let gw = start_gateway(cfg).await;
@@ -75,8 +81,7 @@ async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
 
 #[tokio::test]
 async fn unreachable_upstream_at_login() {
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
     cfg.upstream.url = "http://127.0.0.1:9/".into();
     let gw = start_gateway(cfg).await;
     let mut c = greeted(gw.cip_addr.unwrap()).await;
@@ -88,8 +93,7 @@ async fn unreachable_upstream_at_login() {
 
 #[tokio::test]
 async fn connection_cap_answers_and_closes() {
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
     cfg.limits.max_connections = 2;
     cfg.limits.max_connections_per_ip = 2;
     let gw = start_gateway(cfg).await;
@@ -122,8 +126,7 @@ async fn connection_cap_answers_and_closes() {
 /// idle limit.
 #[tokio::test]
 async fn closing_without_quit_frees_the_slot() {
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
     cfg.limits.max_connections = 1;
     cfg.limits.max_connections_per_ip = 1;
     cfg.limits.preauth_timeout_secs = 600;
@@ -144,8 +147,7 @@ async fn closing_without_quit_frees_the_slot() {
 
 #[tokio::test]
 async fn per_ip_cap() {
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
     cfg.limits.max_connections = 10;
     cfg.limits.max_connections_per_ip = 1;
     let gw = start_gateway(cfg).await;
@@ -161,8 +163,7 @@ async fn per_ip_cap() {
 /// A client that says nothing is cut off at the pre-authentication idle limit.
 #[tokio::test]
 async fn idle_client_is_closed_at_the_preauth_limit() {
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
     cfg.limits.preauth_timeout_secs = 1;
     let gw = start_gateway(cfg).await;
     let mut c = greeted(gw.cip_addr.unwrap()).await;
@@ -175,8 +176,7 @@ async fn idle_client_is_closed_at_the_preauth_limit() {
 
 #[tokio::test]
 async fn plaintext_passwords_can_be_refused() {
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
     cfg.auth.plaintext_passwords = PlaintextPolicy::Never;
     let gw = start_gateway(cfg).await;
     let mut c = greeted(gw.cip_addr.unwrap()).await;
@@ -191,8 +191,7 @@ async fn plaintext_passwords_can_be_refused() {
 /// Shutdown tells an idle session and closes it.
 #[tokio::test]
 async fn shutdown_tells_idle_sessions() {
-    let mut cfg = config();
-    cfg.cap.enabled = false;
+    let cfg = cip_only();
     let gw = start_gateway(cfg).await;
     let mut c = greeted(gw.cip_addr.unwrap()).await;
     let stop = tokio::spawn(gw.shutdown(std::time::Duration::from_secs(5)));
@@ -210,8 +209,11 @@ async fn shutdown_tells_idle_sessions() {
 #[tokio::test]
 async fn partial_delivery_reports_who_got_it() {
     let proxy = CuttableProxy::start_cutting_at(Some(("PUT", 2))).await;
-    let mut cfg = config_with("[[auth.peers]]\nid = \"a.com\"\npassword = \"PASSWORD_A\"\n");
-    cfg.cap.enabled = false;
+    let mut cfg = cip_only();
+    cfg.auth.peers = vec![calgate::config::PeerAccount {
+        id: "a.com".into(),
+        password: "PASSWORD_A".into(),
+    }];
     cfg.upstream.url = proxy.url();
     cfg.upstream.connect_timeout_secs = 2;
     let gw = start_gateway(cfg).await;
