@@ -61,12 +61,11 @@ fn check_config_names_the_bad_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
 
-/// The probe against the real upstream, with the shipped gateway.toml adjusted to the test
-/// upstream (identical for Cyrus).
-#[test]
-fn probe_reports_what_the_upstream_supports() {
+/// The shipped gateway.toml pointed at the test upstream (unchanged for Cyrus), with the CIP
+/// listener on `cip_port` and CAP off, written to a temporary file.
+fn shipped_config(name: &str, cip_port: u16) -> std::path::PathBuf {
     let up = upstream();
-    let dir = std::env::temp_dir().join(format!("calgate-probe-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("calgate-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("gateway.toml");
     let shipped = std::fs::read_to_string(repo().join("gateway.toml")).unwrap();
@@ -78,8 +77,24 @@ fn probe_reports_what_the_upstream_supports() {
         .replace(
             "principal_template = \"/dav/principals/user/{user}/\"",
             &format!("principal_template = \"{}\"", up.principal_template),
+        )
+        .replacen("enabled = true", "enabled = false", 1)
+        .replace(
+            "listen = \"127.0.0.1:5230\"",
+            &format!("listen = \"127.0.0.1:{cip_port}\""),
         );
+    assert!(
+        text.contains(&format!("127.0.0.1:{cip_port}")),
+        "CIP listen rewritten"
+    );
     std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// The probe against the real upstream, with the shipped gateway.toml.
+#[test]
+fn probe_reports_what_the_upstream_supports() {
+    let cfg = shipped_config("probe", 5230);
     let out = calgate()
         .args([
             "probe",
@@ -124,4 +139,59 @@ fn probe_reports_what_the_upstream_supports() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("401"), "{err}");
+}
+
+/// `calgate run` (what scripts/demo starts) with the shipped gateway.toml: it serves CIP against
+/// the real upstream, and on SIGTERM tells the idle session and exits 0.
+#[test]
+fn run_serves_cip_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = shipped_config("run", port);
+    let mut child = calgate()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stream = None;
+    for _ in 0..200 {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stream = stream.expect("calgate run listens on the configured port");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = || {
+        let mut l = String::new();
+        reader.read_line(&mut l).unwrap();
+        l.trim_end().to_owned()
+    };
+    assert_eq!(line(), "OK CIP 1.0 example.com");
+    writer
+        .write_all(b"AUTHENTICATE LOGIN alice alicepw\r\n")
+        .unwrap();
+    assert_eq!(line(), "OK 000 Logged in as alice@example.com");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(line(), "NO 000 Server shutting down");
+    assert_eq!(line(), "", "closed after the notice");
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "calgate run exits 0 on SIGTERM: {status:?}"
+    );
 }
