@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod caldav;
+pub mod cap;
 pub mod cip;
 pub mod config;
 pub mod framing;
@@ -27,4 +28,5 @@ pub mod ical;
 pub mod probe;
 pub mod secret;
 pub mod server;
+pub mod tls;
 pub mod translate;

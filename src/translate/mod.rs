@@ -13,6 +13,7 @@
 //! - [`freebusy`]: busy time, by POST of a VFREEBUSY REQUEST to a schedule outbox
 //!   (RFC 6638 §5).
 
+pub mod expand;
 pub mod freebusy;
 pub mod login;
 pub mod rsvp;

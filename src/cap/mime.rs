@@ -1,0 +1,1 @@
+//! SENDDATA's MIME envelope (placeholder; being written).

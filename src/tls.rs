@@ -1,0 +1,1 @@
+//! TLS for STARTTLS (placeholder; being written).

@@ -1,0 +1,1 @@
+//! CAP IDENTIFY, CALIDEXPAND and UPNEXPAND (placeholder; being written).
