@@ -1,4 +1,5 @@
-//! The `calgate` command: run the gateway, check a configuration, probe the upstream.
+//! The `calgate` command: run the gateway, check a configuration, probe the upstream, make a
+//! self-signed certificate for STARTTLS.
 
 use calgate::caldav::{CaldavClient, Credentials, Discovery};
 use calgate::config::Config;
@@ -57,6 +58,29 @@ enum Command {
         #[arg(long)]
         other: Option<String>,
     },
+    /// Write a self-signed certificate and key for CAP STARTTLS, for testing and small sites.
+    ///
+    /// The key is ECDSA P-256 (PKCS#8 PEM, mode 0600); the certificate has mode 0644. Prints the
+    /// absolute paths as the `tls_cert` / `tls_key` lines for the `[cap]` section of
+    /// gateway.toml, and the certificate's SHA-256 fingerprint for clients that pin it.
+    GenCert {
+        /// DNS name or IP address clients connect to (repeat, or separate with commas).
+        /// Default: localhost and 127.0.0.1.
+        #[arg(long = "name", value_name = "NAME", value_delimiter = ',')]
+        names: Vec<String>,
+        /// Days the certificate is valid, from now (1 to 36500).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Where to write the PEM certificate.
+        #[arg(long, default_value = "cert.pem")]
+        cert: PathBuf,
+        /// Where to write the PEM private key.
+        #[arg(long, default_value = "key.pem")]
+        key: PathBuf,
+        /// Replace existing files (otherwise they are never overwritten).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -108,6 +132,51 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
+/// The names `gen-cert` uses when none is given.
+const DEFAULT_CERT_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+
+/// `path` made absolute (symlinks resolved when possible), for the printed configuration lines.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_owned())
+}
+
+/// `calgate gen-cert`: writes the pair and prints what to put into `[cap]`.
+fn gen_cert(
+    names: Vec<String>,
+    days: u32,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    force: bool,
+) -> ExitCode {
+    let names = if names.is_empty() {
+        DEFAULT_CERT_NAMES.map(str::to_owned).to_vec()
+    } else {
+        names
+    };
+    if let Err(e) = calgate::tls::write_self_signed(&names, days, cert, key, force) {
+        eprintln!("calgate: {e}");
+        return ExitCode::from(2);
+    }
+    let (cert, key) = (absolute(cert), absolute(key));
+    let toml_string = |p: &PathBuf| toml::Value::String(p.to_string_lossy().into_owned());
+    println!("wrote certificate {} (mode 0644)", cert.display());
+    println!("wrote private key {} (mode 0600)", key.display());
+    println!("names: {}; valid for {days} days", names.join(", "));
+    if let Some(fp) = std::fs::read_to_string(&cert)
+        .ok()
+        .and_then(|pem| calgate::tls::fingerprint(&pem))
+    {
+        println!("SHA-256 fingerprint: {fp}");
+    }
+    println!();
+    println!("Add to the [cap] section of gateway.toml:");
+    println!("tls_cert = {}", toml_string(&cert));
+    println!("tls_key = {}", toml_string(&key));
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -125,6 +194,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::GenCert {
+            names,
+            days,
+            cert,
+            key,
+            force,
+        } => gen_cert(names, days, &cert, &key, force),
         Command::CheckConfig { file } => match load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

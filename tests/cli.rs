@@ -195,3 +195,130 @@ fn run_serves_cip_and_stops_on_sigterm() {
         "calgate run exits 0 on SIGTERM: {status:?}"
     );
 }
+
+/// A fresh, empty directory for one gen-cert test.
+fn gen_cert_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("calgate-gen-cert-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `calgate gen-cert` writes a loadable pair with the right modes and prints the `[cap]` lines.
+#[test]
+fn gen_cert_writes_a_loadable_pair() {
+    let dir = gen_cert_dir("writes");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let out = calgate()
+        .args([
+            "gen-cert",
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1,gateway.example.com",
+            "--days",
+            "30",
+            "--cert",
+        ])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert_abs = std::fs::canonicalize(&cert).unwrap();
+    let key_abs = std::fs::canonicalize(&key).unwrap();
+    assert!(
+        stdout.contains(&format!("tls_cert = \"{}\"", cert_abs.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("tls_key = \"{}\"", key_abs.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[cap]"), "{stdout}");
+    assert!(
+        stdout.contains("localhost, 127.0.0.1, gateway.example.com"),
+        "{stdout}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&cert), 0o644);
+    }
+    calgate::tls::server_config(&cert, &key).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Without a name it covers localhost and 127.0.0.1, written relative to the working directory.
+#[test]
+fn gen_cert_defaults() {
+    let dir = gen_cert_dir("defaults");
+    let out = calgate()
+        .arg("gen-cert")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("localhost, 127.0.0.1"), "{stdout}");
+    assert!(stdout.contains("valid for 365 days"), "{stdout}");
+    calgate::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Existing files are kept unless --force; errors go to stderr with exit code 2.
+#[test]
+fn gen_cert_refuses_to_overwrite_without_force() {
+    let dir = gen_cert_dir("force");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let run = |extra: &[&str]| {
+        calgate()
+            .args(["gen-cert", "--name", "localhost", "--cert"])
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&[]).status.success());
+    let first_cert = std::fs::read(&cert).unwrap();
+    let first_key = std::fs::read(&key).unwrap();
+
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    assert!(err.contains("cert.pem"), "{err}");
+    assert_eq!(std::fs::read(&cert).unwrap(), first_cert);
+    assert_eq!(std::fs::read(&key).unwrap(), first_key);
+
+    let out = run(&["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&key).unwrap(), first_key);
+    calgate::tls::server_config(&cert, &key).unwrap();
+
+    let out = run(&["--force", "--name", "not a name"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot generate certificate"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
