@@ -305,6 +305,44 @@ pub fn parse_error_condition(body: &str) -> Option<Condition> {
     })
 }
 
+/// The privileges of each `DAV:current-user-privilege-set` (RFC 3744 §5.4) in a multistatus
+/// body, per response href: the element inside each `DAV:privilege` (`DAV:write`,
+/// `CALDAV:read-free-busy`, vendor privileges …). A response whose set was not reported with a
+/// 2xx status (DAViCal answers 403 when `read-current-user-privilege-set` is not granted) is
+/// left out, so "absent" and "empty" can be told apart.
+pub fn parse_current_user_privileges(body: &str) -> Result<Vec<(String, Vec<Element>)>, String> {
+    let doc = parse_document(body)?;
+    let root = doc.root_element();
+    if !is(&root, DAV, "multistatus") {
+        return Err("expected DAV:multistatus".into());
+    }
+    let mut out = Vec::new();
+    for r in children(root, DAV, "response") {
+        let href = child(r, DAV, "href")
+            .map(|h| text_of(h).trim().to_owned())
+            .ok_or("DAV:response without DAV:href")?;
+        for ps in children(r, DAV, "propstat") {
+            let ok = child(ps, DAV, "status")
+                .and_then(|s| parse_status_line(&text_of(s)))
+                .is_some_and(|s| (200..300).contains(&s));
+            let set =
+                child(ps, DAV, "prop").and_then(|p| child(p, DAV, "current-user-privilege-set"));
+            if let (true, Some(set)) = (ok, set) {
+                let privileges = children(set, DAV, "privilege")
+                    .flat_map(|p| p.children().filter(Node::is_element))
+                    .map(|c| Element {
+                        namespace: c.tag_name().namespace().unwrap_or("").to_owned(),
+                        name: c.tag_name().name().to_owned(),
+                        attributes: Vec::new(),
+                    })
+                    .collect();
+                out.push((href.clone(), privileges));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,5 +473,38 @@ END:VCALENDAR
         assert_eq!(parse_status_line("HTTP/1.1 abc"), None);
         assert_eq!(parse_status_line("200 OK"), None);
         assert_eq!(parse_status_line("HTTP/1.1 999 X"), None);
+    }
+
+    #[test]
+    fn current_user_privileges_from_cyrus_and_davical() {
+        // Cyrus, the service account on a user's calendar (shared view): vendor privileges too.
+        let cyrus = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:multistatus xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:CY="http://cyrusimap.org/ns/"><D:response><D:href>/dav/calendars/user/calgate/bob.Default/</D:href><D:propstat><D:prop><D:current-user-privilege-set><D:privilege><D:read/></D:privilege><D:privilege><C:read-free-busy/></D:privilege><D:privilege><D:write-content/></D:privilege><D:privilege><CY:add-resource/></D:privilege></D:current-user-privilege-set></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>"#;
+        let sets = parse_current_user_privileges(cyrus).unwrap();
+        assert_eq!(sets.len(), 1);
+        assert_eq!(sets[0].0, "/dav/calendars/user/calgate/bob.Default/");
+        let names: Vec<(&str, &str)> = sets[0]
+            .1
+            .iter()
+            .map(|e| (e.namespace.as_str(), e.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (DAV, "read"),
+                (CALDAV, "read-free-busy"),
+                (DAV, "write-content"),
+                ("http://cyrusimap.org/ns/", "add-resource")
+            ]
+        );
+        // DAViCal without read-current-user-privilege-set: the property comes back 403.
+        let davical = r#"<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><response><href>/caldav.php/bob/calendar/</href>
+<propstat><prop><resourcetype><collection/><C:calendar/></resourcetype></prop><status>HTTP/1.1 200 OK</status></propstat>
+<propstat><prop><current-user-privilege-set/></prop><status>HTTP/1.1 403 Forbidden</status></propstat></response></multistatus>"#;
+        assert!(parse_current_user_privileges(davical).unwrap().is_empty());
+        // An empty set that was reported is present (and empty).
+        let empty = r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/x/</d:href><d:propstat><d:prop><d:current-user-privilege-set/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#;
+        assert_eq!(parse_current_user_privileges(empty).unwrap()[0].1.len(), 0);
+        assert!(parse_current_user_privileges("<html/>").is_err());
     }
 }

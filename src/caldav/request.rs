@@ -33,6 +33,10 @@ pub const SUPPORTED_CALENDAR_COMPONENT_SET: PropName = (CALDAV, "supported-calen
 pub const SCHEDULE_TAG: PropName = (CALDAV, "schedule-tag");
 /// `CALDAV:calendar-data` (RFC 4791 §9.6).
 pub const CALENDAR_DATA: PropName = (CALDAV, "calendar-data");
+/// `DAV:current-user-privilege-set` (RFC 3744 §5.4): what the requesting user may do.
+pub const CURRENT_USER_PRIVILEGE_SET: PropName = (DAV, "current-user-privilege-set");
+/// `DAV:group-member-set` (RFC 3744 §4.3): the direct members of a group principal.
+pub const GROUP_MEMBER_SET: PropName = (DAV, "group-member-set");
 
 /// Escapes text for use in XML character data and attribute values.
 pub fn escape(text: &str) -> String {

@@ -10,6 +10,8 @@
 //!   implicit scheduling (RFC 6638 §3.2) delivers it.
 //! - [`rsvp`]: an attendee's answer, by PUT of the attendee's copy with the new PARTSTAT
 //!   (RFC 6638 §3.2.2.1).
+//! - [`expand`]: CAP IDENTIFY, CALIDEXPAND and UPNEXPAND (cap-04 §7.1.4, §7.1.8), by PROPFIND
+//!   of calendar homes, principals and privilege sets (RFC 4918, RFC 3744).
 //! - [`freebusy`]: busy time, by POST of a VFREEBUSY REQUEST to a schedule outbox
 //!   (RFC 6638 §5).
 
@@ -26,6 +28,7 @@ use crate::ical::datetime::DateTime;
 use crate::ical::scheduling::Address;
 use crate::ical::vcal10::{NormaliseOptions, Quirks};
 
+pub use expand::Expansion;
 pub use freebusy::{FreeBusyOutcome, UserFreeBusy};
 pub use login::LoginError;
 pub use rsvp::RsvpOutcome;
@@ -108,6 +111,7 @@ pub struct Delivery {
 pub struct Gateway {
     discovery: Discovery,
     domain: String,
+    server_id: String,
     service: Option<Credentials>,
     peers: Vec<PeerAccount>,
     policy: PolicyConfig,
@@ -120,6 +124,7 @@ impl Gateway {
         Ok(Gateway {
             discovery: Discovery::new(client, config),
             domain: config.upstream.domain.to_ascii_lowercase(),
+            server_id: config.gateway.server_id.clone(),
             service: config
                 .upstream
                 .service_account
@@ -138,6 +143,12 @@ impl Gateway {
     /// The calendar domain.
     pub fn domain(&self) -> &str {
         &self.domain
+    }
+
+    /// This calendar store's id (`gateway.server_id`), the host part of its CalIDs
+    /// (`cap://<server_id>/<user>/<calendar>`, see [`expand`]).
+    pub fn server_id(&self) -> &str {
+        &self.server_id
     }
 
     /// The policy in force.
