@@ -46,8 +46,8 @@ pub struct Config {
     #[serde(default)]
     pub gateway: GatewayConfig,
     /// The CAP (CSTP) listener.
-    #[serde(default = "ListenerConfig::cap_default")]
-    pub cap: ListenerConfig,
+    #[serde(default)]
+    pub cap: CapConfig,
     /// The CIP listener.
     #[serde(default = "ListenerConfig::cip_default")]
     pub cip: ListenerConfig,
@@ -129,16 +129,108 @@ pub struct ListenerConfig {
     pub tls_key: Option<PathBuf>,
 }
 
-impl ListenerConfig {
-    fn cap_default() -> Self {
-        ListenerConfig {
+/// `[cap]`: the CAP listener (CSTP, draft-ietf-calsch-cap-04 §4), with the compatibility
+/// switches for what the drafts' own examples do (spec §1.5, `protocols/cap.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapConfig {
+    /// Whether the listener is started.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to bind (5229, cap-02..05 §4.2). Loopback by default.
+    #[serde(default = "CapConfig::default_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain for STARTTLS (cap-04 §7.1.10). Without it STARTTLS answers 6.5.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// `"two-dot"` (cap-02..05 text: status, `.`, data, `.`) or `"single-dot"` (cap-00/-01 and
+    /// many cap-04 examples: status, data, `.`).
+    #[serde(default)]
+    pub response_framing: ResponseFraming,
+    /// Send the `2.0.1` go-ahead after SENDDATA (every draft's text); data sent before it is
+    /// accepted either way.
+    #[serde(default = "yes")]
+    pub senddata_goahead: bool,
+    /// The interim code when a SENDDATA latency runs out: `"2.0.2"` (cap-04 §8) or `"7.0"` (the
+    /// -02/-04 timeout examples).
+    #[serde(default)]
+    pub pending_code: PendingCode,
+    /// Send a lone `.` before a pending reply, as the drafts' CONTINUE example does.
+    #[serde(default)]
+    pub leading_dot_on_pending: bool,
+    /// Answer a successful ABORT with `"2.0"` (cap-04 §7.1.2) or `"2.0.3"` (cap-04 §8).
+    #[serde(default)]
+    pub abort_code: AbortCode,
+    /// AUTHENTICATE attempts allowed after a failed one. The drafts allow none (a second
+    /// AUTHENTICATE closes the connection); more is a documented deviation, each retry answered
+    /// after a growing delay (`auth.failure_delay_ms`).
+    #[serde(default)]
+    pub auth_retries: u32,
+}
+
+impl Default for CapConfig {
+    fn default() -> Self {
+        CapConfig {
             enabled: true,
-            listen: SocketAddr::from(([127, 0, 0, 1], 5229)),
+            listen: CapConfig::default_listen(),
             tls_cert: None,
             tls_key: None,
+            response_framing: ResponseFraming::default(),
+            senddata_goahead: true,
+            pending_code: PendingCode::default(),
+            leading_dot_on_pending: false,
+            abort_code: AbortCode::default(),
+            auth_retries: 0,
         }
     }
+}
 
+impl CapConfig {
+    fn default_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 5229))
+    }
+}
+
+/// `cap.response_framing` (spec §2.3, §1.5 #1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum ResponseFraming {
+    /// Status line, `.`, data, `.` (cap-02..05 normative text).
+    #[default]
+    #[serde(rename = "two-dot")]
+    TwoDot,
+    /// Status line, data, `.` (cap-00/-01).
+    #[serde(rename = "single-dot")]
+    SingleDot,
+}
+
+/// `cap.pending_code` (spec §2.7, Q5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum PendingCode {
+    /// `2.0.2` "reply pending" (cap-04 §8).
+    #[default]
+    #[serde(rename = "2.0.2")]
+    ReplyPending,
+    /// `7.0` "timeout" (the -02/-04 §9.2.2 examples).
+    #[serde(rename = "7.0")]
+    Timeout,
+}
+
+/// `cap.abort_code` (spec §2.6.9, §1.5 #5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum AbortCode {
+    /// `2.0` (cap-04 §7.1.2 and its example).
+    #[default]
+    #[serde(rename = "2.0")]
+    Ok,
+    /// `2.0.3` "command aborted" (cap-04 §8).
+    #[serde(rename = "2.0.3")]
+    Aborted,
+}
+
+impl ListenerConfig {
     fn cip_default() -> Self {
         ListenerConfig {
             enabled: true,
@@ -394,8 +486,11 @@ impl Config {
                 format!("{id:?} is not a DNS name (letters, digits, '-' and '.')"),
             ));
         }
-        for (name, l) in [("cap", &self.cap), ("cip", &self.cip)] {
-            if l.tls_cert.is_some() != l.tls_key.is_some() {
+        for (name, cert, key) in [
+            ("cap", &self.cap.tls_cert, &self.cap.tls_key),
+            ("cip", &self.cip.tls_cert, &self.cip.tls_key),
+        ] {
+            if cert.is_some() != key.is_some() {
                 return Err(invalid(
                     &format!("{name}.tls_cert"),
                     "tls_cert and tls_key must be given together",

@@ -24,6 +24,9 @@ pub enum StartError {
     /// The configuration could not be turned into a running gateway.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The STARTTLS certificate or key could not be loaded.
+    #[error("cap.tls_cert / cap.tls_key: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener could not bind.
     #[error("cannot listen on {addr} ({protocol}): {source}")]
     Bind {
@@ -34,7 +37,7 @@ pub enum StartError {
 }
 
 /// What a connection task gets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectionContext {
     /// The configuration.
     pub config: Arc<Config>,
@@ -46,6 +49,18 @@ pub struct ConnectionContext {
     pub peer: SocketAddr,
     /// Whether a password may be sent on this connection without TLS.
     pub passwords_allowed: bool,
+    /// The listener's TLS acceptor, when STARTTLS is configured (CAP only).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ConnectionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionContext")
+            .field("peer", &self.peer)
+            .field("passwords_allowed", &self.passwords_allowed)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Counts connections per client IP; the guard gives its slot back when dropped.
@@ -91,6 +106,8 @@ impl Drop for IpSlot {
 /// A running gateway.
 #[derive(Debug)]
 pub struct Running {
+    /// Where the CAP listener is bound, when enabled.
+    pub cap_addr: Option<SocketAddr>,
     /// Where the CIP listener is bound, when enabled.
     pub cip_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
@@ -113,18 +130,23 @@ impl Running {
 
 #[derive(Debug, Clone, Copy)]
 enum Protocol {
+    Cap,
     Cip,
 }
 
 impl Protocol {
     fn name(self) -> &'static str {
         match self {
+            Protocol::Cap => "CAP",
             Protocol::Cip => "CIP",
         }
     }
 
+    /// What a client over the connection limit hears before the close: CAP `8.1` "too busy"
+    /// (cap-04 §7.1.1, two-dot framing), CIP `NO 000`.
     fn too_many(self) -> &'static [u8] {
         match self {
+            Protocol::Cap => b"8.1 ; Too many connections, try again later\r\n.\r\n.\r\n",
             Protocol::Cip => b"NO 000 Too many connections\r\n",
         }
     }
@@ -139,12 +161,44 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let slots = Arc::new(Semaphore::new(config.limits.max_connections));
     let per_ip = Arc::new(PerIp::default());
     let mut cip_addr = None;
+    let mut cap_addr = None;
 
     if config.cap.enabled {
-        tracing::warn!(
-            listen = %config.cap.listen,
-            "the CAP listener is not implemented yet; only CIP is served"
-        );
+        let tls = match (&config.cap.tls_cert, &config.cap.tls_key) {
+            (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+                crate::tls::server_config(cert, key)?,
+            )),
+            _ => None,
+        };
+        let addr = config.cap.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                protocol: "CAP",
+                addr,
+                source,
+            })?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        if tls.is_none() && !bound.ip().is_loopback() {
+            tracing::warn!(
+                listen = %bound,
+                "CAP listens beyond loopback without STARTTLS; PLAIN is offered only as \
+                 auth.plaintext_passwords allows"
+            );
+        }
+        tracing::info!(listen = %bound, starttls = tls.is_some(), "CAP listener ready");
+        cap_addr = Some(bound);
+        tracker.spawn(accept_loop(
+            Protocol::Cap,
+            listener,
+            tls,
+            config.clone(),
+            gateway.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+            slots.clone(),
+            per_ip.clone(),
+        ));
     }
     if config.cip.enabled {
         let addr = config.cip.listen;
@@ -168,6 +222,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tracker.spawn(accept_loop(
             Protocol::Cip,
             listener,
+            None,
             config.clone(),
             gateway.clone(),
             shutdown.clone(),
@@ -177,6 +232,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ));
     }
     Ok(Running {
+        cap_addr,
         cip_addr,
         shutdown,
         tracker,
@@ -187,6 +243,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 async fn accept_loop(
     protocol: Protocol,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     config: Arc<Config>,
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
@@ -227,6 +284,7 @@ async fn accept_loop(
             shutdown: shutdown.child_token(),
             peer,
             passwords_allowed,
+            tls: tls.clone(),
         };
         tracker.spawn(connection(protocol, stream, ctx, permit, ip_slot));
     }
@@ -252,6 +310,7 @@ async fn connection(
         async move {
             tracing::debug!("connection accepted");
             match protocol {
+                Protocol::Cap => crate::cap::connection::serve(stream, ctx).await,
                 Protocol::Cip => crate::cip::connection::serve(stream, ctx).await,
             }
         },

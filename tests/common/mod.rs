@@ -409,3 +409,99 @@ pub async fn objects_with_uid(who: &str, uid: &str) -> Vec<calgate::caldav::Cale
         .await
         .expect("calendar-query")
 }
+
+/// A TCP proxy in front of the real upstream that holds every request starting with `method`
+/// for `delay` before passing it on: a slow upstream, for CAP latency, CONTINUE and ABORT. A
+/// held request whose client connection closes meanwhile is never forwarded (the gateway
+/// dropped it), and the proxy counts both outcomes.
+pub struct DelayingProxy {
+    pub addr: std::net::SocketAddr,
+    /// Held requests that were passed on to the upstream.
+    pub forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Held requests dropped because the gateway closed the connection first.
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl DelayingProxy {
+    pub async fn start(method: &'static str, delay: std::time::Duration) -> DelayingProxy {
+        use std::sync::atomic::Ordering::SeqCst;
+        let target = upstream_socket();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (f, d) = (forwarded.clone(), dropped.clone());
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let (f, d) = (f.clone(), d.clone());
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut ci, mut co) = inbound.into_split();
+                    let (mut ui, mut uo) = outbound.into_split();
+                    let upward = async {
+                        let mut buf = vec![0u8; 65536];
+                        loop {
+                            let n = match ci.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let mut held = buf[..n].to_vec();
+                            if held.starts_with(format!("{method} ").as_bytes()) {
+                                let sleep = tokio::time::sleep(delay);
+                                tokio::pin!(sleep);
+                                loop {
+                                    tokio::select! {
+                                        _ = &mut sleep => break,
+                                        r = ci.read(&mut buf) => match r {
+                                            Ok(0) | Err(_) => {
+                                                d.fetch_add(1, SeqCst);
+                                                return;
+                                            }
+                                            Ok(m) => held.extend_from_slice(&buf[..m]),
+                                        },
+                                    }
+                                }
+                                f.fetch_add(1, SeqCst);
+                            }
+                            if uo.write_all(&held).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let downward = tokio::io::copy(&mut ui, &mut co);
+                    tokio::select! {
+                        _ = upward => {}
+                        _ = downward => {}
+                    }
+                });
+            }
+        });
+        DelayingProxy {
+            addr,
+            forwarded,
+            dropped,
+        }
+    }
+
+    /// The upstream URL through the proxy (same path as the real one).
+    pub fn url(&self) -> String {
+        let mut url = reqwest::Url::parse(&upstream().url).unwrap();
+        url.set_port(Some(self.addr.port())).unwrap();
+        url.to_string()
+    }
+}
+
+/// The upstream's socket address.
+pub fn upstream_socket() -> std::net::SocketAddr {
+    let url = reqwest::Url::parse(&upstream().url).expect("upstream url");
+    format!(
+        "{}:{}",
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap()
+    )
+    .parse()
+    .expect("socket address")
+}

@@ -11,6 +11,7 @@
 //! C: <raw>ATTENDEE:bob@example.com\n         <raw> sends the text as is (\n, \r, \t escapes;
 //!                                            no CRLF is added)
 //! S: <closed>                                the server closes the connection here
+//! S: <...>                                   skip server lines up to one matching the next S:
 //! S[davical]: * PERMDENIED zed@example.com     a line for one upstream only (cyrus, davical):
 //!                                            where the servers differ in what they can know
 //! ```
@@ -32,6 +33,8 @@ pub enum Step {
     Expect(String),
     /// The server closes the connection.
     Closed,
+    /// Skip lines until one matches the next expectation (which it then satisfies).
+    Skip,
 }
 
 /// A parsed transcript.
@@ -114,6 +117,8 @@ pub fn load(path: &Path, vars: &HashMap<String, String>) -> Transcript {
         } else if let Some(s) = line.strip_prefix("S: ").or_else(|| line.strip_prefix("S:")) {
             if s == "<closed>" {
                 steps.push(Step::Closed);
+            } else if s == "<...>" {
+                steps.push(Step::Skip);
             } else {
                 steps.push(Step::Expect(s.to_owned()));
             }
@@ -139,9 +144,28 @@ fn matches(pattern: &str, got: &str) -> bool {
 pub async fn replay(t: &Transcript, addr: std::net::SocketAddr) -> Vec<String> {
     let mut client = LineClient::connect(addr).await;
     let mut seen = Vec::new();
+    let mut skipping = false;
     for (i, step) in t.steps.iter().enumerate() {
         match step {
             Step::Send(bytes) => client.send_raw(bytes).await,
+            Step::Skip => skipping = true,
+            Step::Expect(want) if skipping => {
+                skipping = false;
+                loop {
+                    let got = client.line().await.unwrap_or_else(|| {
+                        panic!(
+                            "{} step {i}: skipped to {want:?} but the connection closed\nseen so far:\n{}",
+                            t.path.display(),
+                            seen.join("\n")
+                        )
+                    });
+                    let hit = matches(want, &got);
+                    seen.push(got);
+                    if hit {
+                        break;
+                    }
+                }
+            }
             Step::Expect(want) => {
                 let got = client.line().await.unwrap_or_else(|| {
                     panic!(

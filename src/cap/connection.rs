@@ -1,0 +1,274 @@
+//! The task that owns one CAP connection: it reads frames, feeds the [`Session`], and carries
+//! out its actions, including the STARTTLS upgrade (cap-04 §7.1.10).
+//!
+//! STARTTLS follows the CVE-2011-0411 rule: bytes that arrived in plaintext after the STARTTLS
+//! line are never executed. If any are buffered when the upgrade starts, the connection is
+//! dropped; after the handshake the codec starts afresh on the TLS stream, with empty buffers.
+//! One task owns the socket, so nothing reads it while the upgrade is pending.
+
+use super::session::{Action, Done, EXPAND_LIMIT, Input, Session, SessionConfig, Work};
+use crate::framing::{DotCodec, Limits};
+use crate::server::ConnectionContext;
+use crate::translate::Gateway;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+use tokio_util::codec::Framed;
+use tokio_util::either::Either;
+
+type WorkFuture = Pin<Box<dyn Future<Output = Done> + Send>>;
+type Io = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+type Conn = Framed<Io, DotCodec>;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Codec limits for CSTP from the configuration (spec §2.1): bare LF accepted (libical sends
+/// it), 1,000-octet command lines by default, the SENDDATA object capped at MAXICALOBJECTSIZE.
+pub fn limits(config: &crate::config::LimitsConfig) -> Limits {
+    Limits {
+        max_line: config.max_line_bytes,
+        max_data_line: config.max_data_line_bytes,
+        max_block: config.max_payload_bytes,
+        bare_lf: true,
+    }
+}
+
+fn timed_out(work: &Work, timeout: Duration) -> Done {
+    let e = crate::caldav::CaldavError::Transport {
+        kind: crate::caldav::TransportKind::Timeout,
+        method: "command".into(),
+        path: String::new(),
+        detail: format!("no result within {} s", timeout.as_secs()),
+    };
+    match work {
+        Work::Login { .. } => Done::Login(Err(crate::translate::LoginError::Unavailable(e))),
+        Work::Identify { .. } => Done::Identify(Err(e.into())),
+        Work::CalidExpand { .. } | Work::UpnExpand { .. } => Done::Expand(Err(e.into())),
+        Work::SendEvent { .. } => Done::SendEvent(Err(e.into())),
+    }
+}
+
+fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
+    Box::pin(async move {
+        let on_timeout = timed_out(&work, timeout);
+        let run = async move {
+            match work {
+                Work::Login { user, password } => {
+                    Done::Login(gateway.login(&user, &password).await)
+                }
+                Work::Identify { identity, upn } => {
+                    Done::Identify(gateway.identify(&identity, &upn).await)
+                }
+                Work::CalidExpand { identity, calid } => {
+                    Done::Expand(gateway.calid_expand(&identity, &calid, EXPAND_LIMIT).await)
+                }
+                Work::UpnExpand { identity, upn } => {
+                    Done::Expand(gateway.upn_expand(&identity, &upn, EXPAND_LIMIT).await)
+                }
+                Work::SendEvent { identity, data } => {
+                    Done::SendEvent(gateway.send_event(&identity, &data).await)
+                }
+            }
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .unwrap_or(on_timeout)
+    })
+}
+
+/// Serves one CAP connection until it ends.
+pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
+    let cfg = &ctx.config;
+    let sasl = match super::sasl::Sasl::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "CAP connection refused: SASL unavailable");
+            return;
+        }
+    };
+    let mut session = Session::new(
+        SessionConfig {
+            plaintext_allowed: ctx.passwords_allowed,
+            tls_available: ctx.tls.is_some(),
+            auth_retries: cfg.cap.auth_retries,
+            failure_delay: Duration::from_millis(cfg.auth.failure_delay_ms),
+            max_object_size: cfg.limits.max_payload_bytes,
+            autologout_secs: cfg.limits.idle_timeout_secs,
+            framing: cfg.cap.response_framing,
+            senddata_goahead: cfg.cap.senddata_goahead,
+            pending_code: cfg.cap.pending_code,
+            leading_dot_on_pending: cfg.cap.leading_dot_on_pending,
+            abort_code: cfg.cap.abort_code,
+            max_line: cfg.limits.max_line_bytes,
+        },
+        sasl,
+    );
+    let limits = limits(&cfg.limits);
+    let mut framed: Conn = Framed::new(Either::Left(stream), DotCodec::new(limits));
+    for line in session.greeting() {
+        if framed.feed(line).await.is_err() {
+            return;
+        }
+    }
+    if framed.flush().await.is_err() {
+        return;
+    }
+    let idle = Duration::from_secs(cfg.limits.idle_timeout_secs);
+    let preauth = Duration::from_secs(cfg.limits.preauth_timeout_secs);
+    let command_timeout = Duration::from_secs(cfg.limits.command_timeout_secs);
+    let mut work: Option<WorkFuture> = None;
+    let mut latency: Option<Instant> = None;
+    let mut client_gone = false;
+    let mut idle_deadline = Instant::now() + preauth;
+
+    'session: loop {
+        let input = tokio::select! {
+            done = async { work.as_mut().expect("guarded by the select condition").await }, if work.is_some() => {
+                work = None;
+                Input::Done(done)
+            }
+            _ = async { tokio::time::sleep_until(latency.expect("guarded")).await }, if latency.is_some() => {
+                latency = None;
+                Input::LatencyExpired
+            }
+            frame = framed.next(), if session.wants_input() && !client_gone => match frame {
+                Some(Ok(frame)) => Input::Frame(frame),
+                end => {
+                    if let Some(Err(e)) = end {
+                        tracing::debug!(error = %e, "CAP read error");
+                    }
+                    // The client is gone. A running command still finishes (nothing is left
+                    // half-applied upstream); with none running the connection ends now.
+                    if work.is_none() {
+                        break;
+                    }
+                    client_gone = true;
+                    continue;
+                }
+            },
+            _ = tokio::time::sleep_until(idle_deadline), if work.is_none() => {
+                // cap-04 §4.7 (AUTOLOGOUTTIME): the server simply drops the connection.
+                tracing::info!(authenticated = session.is_authenticated(), "CAP idle timeout");
+                break;
+            }
+            _ = ctx.shutdown.cancelled(), if work.is_none() => {
+                for line in session.shutdown_reply() {
+                    let _ = framed.feed(line).await;
+                }
+                let _ = framed.flush().await;
+                break;
+            }
+        };
+        let from_client = matches!(input, Input::Frame(_));
+        let mut inputs = VecDeque::from([input]);
+        let mut close = false;
+        while let Some(input) = inputs.pop_front() {
+            for action in session.handle(input) {
+                match action {
+                    Action::Send(line) => {
+                        if framed.feed(line).await.is_err() {
+                            close = true;
+                        }
+                    }
+                    Action::ExpectBlock => framed.codec_mut().expect_block(),
+                    Action::Run(w) => work = Some(start(ctx.gateway.clone(), w, command_timeout)),
+                    Action::CancelWork => {
+                        if work.take().is_some() {
+                            tracing::info!("CAP command aborted; its upstream request was dropped");
+                        }
+                    }
+                    Action::Latency(d) => latency = d.map(|d| Instant::now() + d),
+                    Action::Pause(d) => {
+                        let _ = framed.flush().await;
+                        tokio::time::sleep(d).await;
+                    }
+                    Action::Close => close = true,
+                    Action::StartTls(proceed) => {
+                        let Some(acceptor) = ctx.tls.clone() else {
+                            break 'session;
+                        };
+                        match upgrade(framed, &proceed, acceptor, limits).await {
+                            Some(f) => {
+                                framed = f;
+                                inputs.push_back(Input::TlsEstablished);
+                            }
+                            None => break 'session,
+                        }
+                    }
+                }
+            }
+        }
+        if framed.flush().await.is_err() {
+            close = true;
+        }
+        if close || session.is_closed() {
+            break;
+        }
+        if client_gone && work.is_none() {
+            break;
+        }
+        if from_client || work.is_none() {
+            idle_deadline = Instant::now()
+                + if session.is_authenticated() {
+                    idle
+                } else {
+                    preauth
+                };
+        }
+    }
+    tracing::debug!("CAP connection closed");
+}
+
+/// STARTTLS: refuse pipelined plaintext, send the proceed line, hand the socket to rustls, and
+/// start a fresh codec on the TLS stream. `None` means the connection must be dropped.
+async fn upgrade(
+    mut framed: Conn,
+    proceed: &str,
+    acceptor: tokio_rustls::TlsAcceptor,
+    limits: Limits,
+) -> Option<Conn> {
+    if !framed.read_buffer().is_empty() {
+        // CVE-2011-0411: these bytes came in plaintext after STARTTLS; executing them as if
+        // they were protected is the bug. Drop the connection instead.
+        tracing::warn!(
+            buffered = framed.read_buffer().len(),
+            "CAP client sent data after STARTTLS before the handshake; connection dropped"
+        );
+        return None;
+    }
+    if framed.send(proceed.to_owned()).await.is_err() {
+        return None;
+    }
+    let parts = framed.into_parts();
+    if !parts.read_buf.is_empty() || !parts.write_buf.is_empty() {
+        tracing::warn!("CAP data pending at the TLS switch; connection dropped");
+        return None;
+    }
+    let Either::Left(tcp) = parts.io else {
+        return None;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            tracing::info!("CAP STARTTLS complete");
+            Some(Framed::new(
+                Either::Right(Box::new(tls)),
+                DotCodec::new(limits),
+            ))
+        }
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "CAP TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!("CAP TLS handshake timed out");
+            None
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! CSTP replies: the status-line grammar, the two framings, tags, and the one place where
+//! outcomes and errors become status codes (spec §2.3, §2.8, §2.9).
+//!
+//! ```text
+//! reply       = [tag SP] status-line CRLF "." CRLF [data-lines] "." CRLF   ; two-dot (default)
+//! reply       = [tag SP] status-line CRLF [data-lines] "." CRLF            ; single-dot switch
+//! status-line = code [SP args] [SP ";" SP debug-text]
+//! ```
+//!
+//! Data lines are dot-stuffed. Intermediate replies (`2.0.1`, `2.0.12`, SASL challenges, `+`)
+//! are single lines and are not built here.
+
+use crate::caldav::CaldavError;
+use crate::config::ResponseFraming;
+use crate::framing::stuff;
+use crate::translate::{LoginError, TranslateError};
+
+/// Status codes used on the wire (cap-04 §8 and §7.1.x; spec §2.9).
+pub mod code {
+    /// Success.
+    pub const OK: &str = "2.0";
+    /// SENDDATA go-ahead (intermediate).
+    pub const GO_AHEAD: &str = "2.0.1";
+    /// Reply pending; awaiting CONTINUE or ABORT.
+    pub const PENDING: &str = "2.0.2";
+    /// Command aborted (selectable ABORT answer).
+    pub const ABORTED: &str = "2.0.3";
+    /// Proceed with the TLS handshake (intermediate).
+    pub const TLS_PROCEED: &str = "2.0.12";
+    /// EXPAND: permission denied.
+    pub const EXPAND_DENIED: &str = "2.1";
+    /// EXPAND: not found; ABORT: no command in progress.
+    pub const NOT_FOUND_OR_IDLE: &str = "2.2";
+    /// EXPAND: truncated.
+    pub const EXPAND_TRUNCATED: &str = "2.3";
+    /// EXPAND: other error.
+    pub const EXPAND_ERROR: &str = "2.4";
+    /// Capability not supported.
+    pub const NOT_SUPPORTED: &str = "3.1.4";
+    /// Authentication failed.
+    pub const AUTH_FAILED: &str = "6.0";
+    /// Authorization identity refused.
+    pub const AUTHZ_REFUSED: &str = "6.1";
+    /// The client aborted the SASL exchange.
+    pub const AUTH_CANCELLED: &str = "6.2";
+    /// Unsupported mechanism.
+    pub const AUTH_MECHANISM: &str = "6.3";
+    /// IDENTIFY refused; AUTHENTICATE: temporary failure.
+    pub const IDENTITY_REFUSED: &str = "6.4";
+    /// STARTTLS not supported.
+    pub const TLS_UNAVAILABLE: &str = "6.5";
+    /// Encryption required.
+    pub const ENCRYPTION_REQUIRED: &str = "6.7";
+    /// Timeout (final; or the interim code of the -02/-04 examples).
+    pub const TIMEOUT: &str = "7.0";
+    /// Failure in the receiver.
+    pub const FAILURE: &str = "8.0";
+    /// Too busy.
+    pub const BUSY: &str = "8.1";
+    /// Object over the size limit.
+    pub const TOO_LARGE: &str = "8.2";
+    /// Unrecognised command.
+    pub const UNKNOWN: &str = "9.0";
+    /// Unexpected command (wrong state).
+    pub const WRONG_STATE: &str = "9.1";
+    /// Server shutting down.
+    pub const SHUTDOWN: &str = "10.2";
+}
+
+/// One complete reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The status code.
+    pub code: &'static str,
+    /// Status-line arguments (a CMDID, an expanded id).
+    pub args: Vec<String>,
+    /// Debug text after ` ; ` (for people; clients must not depend on it, cap-04 §4.3).
+    pub text: Option<String>,
+    /// Data lines (unstuffed).
+    pub data: Vec<String>,
+}
+
+impl Reply {
+    /// A reply with a code and nothing else.
+    pub fn new(code: &'static str) -> Reply {
+        Reply {
+            code,
+            args: Vec::new(),
+            text: None,
+            data: Vec::new(),
+        }
+    }
+
+    /// `2.0`.
+    pub fn ok() -> Reply {
+        Reply::new(code::OK)
+    }
+
+    /// Adds a status-line argument (skipped when `None`).
+    pub fn arg(mut self, arg: Option<&str>) -> Reply {
+        if let Some(a) = arg {
+            self.args.push(a.to_owned());
+        }
+        self
+    }
+
+    /// Sets the debug text.
+    pub fn text(mut self, text: impl Into<String>) -> Reply {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Sets the data lines.
+    pub fn data(mut self, lines: Vec<String>) -> Reply {
+        self.data = lines;
+        self
+    }
+
+    /// The status line, with the tag if the command had one.
+    pub fn status_line(&self, tag: Option<&str>) -> String {
+        let mut line = String::new();
+        if let Some(t) = tag {
+            line.push_str(t);
+            line.push(' ');
+        }
+        line.push_str(self.code);
+        for a in &self.args {
+            line.push(' ');
+            line.push_str(&one_line(a));
+        }
+        if let Some(t) = &self.text {
+            line.push_str(" ; ");
+            line.push_str(&one_line(t));
+        }
+        line
+    }
+
+    /// The reply's lines in the chosen framing.
+    pub fn render(&self, tag: Option<&str>, framing: ResponseFraming) -> Vec<String> {
+        let mut lines = Vec::with_capacity(self.data.len() + 3);
+        lines.push(self.status_line(tag));
+        if framing == ResponseFraming::TwoDot {
+            lines.push(".".into());
+        }
+        lines.extend(self.data.iter().map(|l| stuff(l)));
+        lines.push(".".into());
+        lines
+    }
+}
+
+/// Text for a status line: one line, printable ASCII, bounded.
+fn one_line(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(300)
+        .collect();
+    if text.chars().count() > 300 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// An unknown verb (`9.0`).
+pub fn unknown(verb: &str) -> Reply {
+    Reply::new(code::UNKNOWN).text(format!(
+        "Unknown command {verb}; try CAPABILITY, AUTHENTICATE, SENDDATA, NOOP or DISCONNECT"
+    ))
+}
+
+/// A verb that is not allowed in this state (`9.1`).
+pub fn wrong_state(verb: &str, why: &str) -> Reply {
+    Reply::new(code::WRONG_STATE).text(format!("{verb} is not allowed now: {why}"))
+}
+
+/// A failed login (`6.0` or `6.4`).
+pub fn login_error(e: &LoginError) -> Reply {
+    match e {
+        LoginError::Refused => Reply::new(code::AUTH_FAILED).text("Authentication failed"),
+        LoginError::Unavailable(e) => Reply::new(code::IDENTITY_REFUSED).text(format!(
+            "The calendar server cannot check passwords right now; try again later ({})",
+            upstream_summary(e)
+        )),
+    }
+}
+
+/// An IDENTIFY failure (`6.4`, `9.0` for a malformed UPN, `8.0` upstream).
+pub fn identify_error(e: &TranslateError) -> Reply {
+    match e {
+        TranslateError::BadInput(t) => Reply::new(code::UNKNOWN).text(t.clone()),
+        TranslateError::Upstream(u) => Reply::new(code::FAILURE).text(format!(
+            "The calendar server could not be asked: {}",
+            upstream_summary(u)
+        )),
+        other => Reply::new(code::IDENTITY_REFUSED).text(other.to_string()),
+    }
+}
+
+/// A CALIDEXPAND / UPNEXPAND failure (`2.1`, `2.2`, `2.4`; cap-04 §7.1.4), with the argument
+/// echoed in the status line as the successful replies do.
+pub fn expand_error(argument: &str, e: &TranslateError) -> Reply {
+    let code = match e {
+        TranslateError::AccessDenied(_) => code::EXPAND_DENIED,
+        TranslateError::NotFound(_) | TranslateError::BadInput(_) => code::NOT_FOUND_OR_IDLE,
+        TranslateError::Conflict(_) | TranslateError::Upstream(_) => code::EXPAND_ERROR,
+    };
+    let text = match e {
+        TranslateError::Upstream(u) => format!("Upstream error: {}", upstream_summary(u)),
+        other => other.to_string(),
+    };
+    Reply::new(code).arg(Some(argument)).text(text)
+}
+
+/// A SENDDATA command that failed as a whole (spec §2.8, §3.6): the transport status replaces
+/// `2.0`.
+pub fn senddata_error(cmdid: Option<&str>, e: &TranslateError) -> Reply {
+    let (code, text) = match e {
+        TranslateError::BadInput(t) => (code::FAILURE, t.clone()),
+        TranslateError::AccessDenied(t) => ("4.1", t.clone()),
+        TranslateError::NotFound(t) => (code::FAILURE, t.clone()),
+        TranslateError::Conflict(t) => (code::FAILURE, t.clone()),
+        TranslateError::Upstream(u) if u.is_unavailable() => (
+            code::FAILURE,
+            format!("Upstream unavailable: {}", upstream_summary(u)),
+        ),
+        TranslateError::Upstream(u) => (
+            code::FAILURE,
+            format!("Upstream error: {}", upstream_summary(u)),
+        ),
+    };
+    Reply::new(code).arg(cmdid).text(text)
+}
+
+/// A short description of an upstream failure for a status line (never credentials: the
+/// error carries none).
+fn upstream_summary(e: &CaldavError) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_dot_and_single_dot() {
+        let r = Reply::ok().data(vec!["CAPVERSION=1.0".into(), ".hidden".into()]);
+        assert_eq!(
+            r.render(None, ResponseFraming::TwoDot),
+            ["2.0", ".", "CAPVERSION=1.0", "..hidden", "."]
+        );
+        assert_eq!(
+            r.render(None, ResponseFraming::SingleDot),
+            ["2.0", "CAPVERSION=1.0", "..hidden", "."]
+        );
+        assert_eq!(
+            Reply::ok().render(None, ResponseFraming::TwoDot),
+            ["2.0", ".", "."]
+        );
+        assert_eq!(
+            Reply::ok().render(None, ResponseFraming::SingleDot),
+            ["2.0", "."]
+        );
+    }
+
+    #[test]
+    fn tags_args_and_text() {
+        let r = Reply::new(code::PENDING)
+            .arg(Some("xyz"))
+            .text("still working\r\non it");
+        assert_eq!(
+            r.status_line(Some("10")),
+            "10 2.0.2 xyz ; still working??on it"
+        );
+        assert_eq!(Reply::ok().arg(None).status_line(None), "2.0");
+    }
+
+    #[test]
+    fn codes_in_context() {
+        assert_eq!(
+            expand_error("x", &TranslateError::AccessDenied("no".into())).code,
+            "2.1"
+        );
+        assert_eq!(
+            expand_error("x", &TranslateError::NotFound("no".into())).code,
+            "2.2"
+        );
+        assert_eq!(
+            identify_error(&TranslateError::AccessDenied("no".into())).code,
+            "6.4"
+        );
+        assert_eq!(login_error(&LoginError::Refused).code, "6.0");
+    }
+}

@@ -1,0 +1,933 @@
+//! The CSTP session as a sans-I/O state machine (cap-04 §3, spec §2.5).
+//!
+//! Inputs are decoded frames, the results of work the session asked for, the latency timer and
+//! the end of a TLS handshake; outputs are [`Action`]s for the connection task (send a line,
+//! switch the codec to block mode, run work, cancel it, arm the latency timer, start TLS,
+//! pause, close). No I/O and no clock happen here, so every row of the state table is a unit
+//! test.
+//!
+//! ```text
+//!             AUTHENTICATE (SASL lines)          SENDDATA            "."
+//!  Connected ─────────────────────────► Identified ───► Receive-Data ───► Receive-Wait
+//!   │  ▲ STARTTLS (once, before auth)      ▲   │ IDENTIFY/EXPAND              │ result / ABORT
+//!   └──┘                                   │   └──► Busy ──┐                  │ (CONTINUE stays)
+//!                                          └───────────────┴──────────────────┘
+//!  DISCONNECT anywhere → Disconnected
+//! ```
+//!
+//! "Authenticated" is merged into Identified (spec §1.5 #7). Receive is split into Receive-Data
+//! (every line is payload) and Receive-Wait (the reply is being produced; only ABORT, CONTINUE
+//! and DISCONNECT are accepted, spec Q13). While other work runs (a login check, IDENTIFY, an
+//! expansion) the session reads nothing: PIPELINE=1, and what the client sends early waits in
+//! the socket and is handled, in order, after the reply (spec §2.7).
+
+use super::capability::{self, CapabilityContext};
+use super::command::{self, Command, LineError, Tagged};
+use super::payload::{self, Method, Payload};
+use super::reply::{self, Reply, code};
+use super::sasl::{Captured, Exchange, Mechanism, Sasl, Step};
+use crate::config::{AbortCode, PendingCode, ResponseFraming};
+use crate::framing::Frame;
+use crate::secret::Secret;
+use crate::translate::{
+    DeliveryStatus, Expansion, Identity, LoginError, SendEventOutcome, TranslateError,
+};
+use std::time::Duration;
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Whether PLAIN may be used without TLS for this client (`auth.plaintext_passwords`).
+    pub plaintext_allowed: bool,
+    /// Whether STARTTLS is configured.
+    pub tls_available: bool,
+    /// AUTHENTICATE attempts allowed after a failed one (`cap.auth_retries`; drafts: 0).
+    pub auth_retries: u32,
+    /// Pause before a failed-login answer; doubles per failure, capped at 15 s.
+    pub failure_delay: Duration,
+    /// MAXICALOBJECTSIZE.
+    pub max_object_size: usize,
+    /// AUTOLOGOUTTIME.
+    pub autologout_secs: u64,
+    /// `cap.response_framing`.
+    pub framing: ResponseFraming,
+    /// `cap.senddata_goahead`.
+    pub senddata_goahead: bool,
+    /// `cap.pending_code`.
+    pub pending_code: PendingCode,
+    /// `cap.leading_dot_on_pending`.
+    pub leading_dot_on_pending: bool,
+    /// `cap.abort_code`.
+    pub abort_code: AbortCode,
+    /// The command-line limit, for the error text.
+    pub max_line: usize,
+}
+
+/// The most ids one expansion returns (advertised as MAXCALIDEXPANDLIST / MAXUPNEXPANDLIST).
+pub const EXPAND_LIMIT: usize = capability::EXPAND_LIMIT;
+
+/// Work the connection task runs for the session.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// Check a PLAIN login against the upstream (pass-through).
+    Login {
+        /// The authentication identity.
+        user: String,
+        /// The password.
+        password: Secret<String>,
+    },
+    /// IDENTIFY.
+    Identify {
+        /// The current identity.
+        identity: Identity,
+        /// The UPN asked for.
+        upn: String,
+    },
+    /// CALIDEXPAND.
+    CalidExpand {
+        /// Who asks.
+        identity: Identity,
+        /// The CalID.
+        calid: String,
+    },
+    /// UPNEXPAND.
+    UpnExpand {
+        /// Who asks.
+        identity: Identity,
+        /// The UPN.
+        upn: String,
+    },
+    /// A SENDDATA iTIP REQUEST: deliver the event through the upstream's implicit scheduling.
+    SendEvent {
+        /// Who sends it.
+        identity: Identity,
+        /// The scheduling object as an iCalendar VCALENDAR.
+        data: String,
+    },
+}
+
+/// What work produced.
+#[derive(Debug)]
+pub enum Done {
+    /// A login result.
+    Login(Result<Identity, LoginError>),
+    /// IDENTIFY's result.
+    Identify(Result<Identity, TranslateError>),
+    /// An expansion.
+    Expand(Result<Expansion, TranslateError>),
+    /// A delivered event.
+    SendEvent(Result<SendEventOutcome, TranslateError>),
+}
+
+/// An input to the session.
+#[derive(Debug)]
+pub enum Input {
+    /// A decoded frame.
+    Frame(Frame),
+    /// Work finished.
+    Done(Done),
+    /// The SENDDATA / CONTINUE latency ran out (cap-04 §4.5).
+    LatencyExpired,
+    /// The STARTTLS handshake completed.
+    TlsEstablished,
+}
+
+/// What the connection task must do, in order.
+#[derive(Debug)]
+pub enum Action {
+    /// Send one line.
+    Send(String),
+    /// Switch the codec to block mode for the next frames.
+    ExpectBlock,
+    /// Start work; its [`Done`] comes back as an input.
+    Run(Work),
+    /// Drop the running work (ABORT, DISCONNECT in Receive-Wait): its upstream request is
+    /// abandoned and no [`Done`] comes back.
+    CancelWork,
+    /// Arm (or, with `None`, disarm) the latency timer.
+    Latency(Option<Duration>),
+    /// Send this proceed line and run the TLS handshake (cap-04 §7.1.10). Bytes the client sent
+    /// after STARTTLS must not survive: if any are buffered, close instead.
+    StartTls(String),
+    /// Pause before going on (failed-login delay).
+    Pause(Duration),
+    /// Close the connection.
+    Close,
+}
+
+/// What runs while the session reads nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BusyWith {
+    /// A login check, after a SASL exchange that did (true) or did not send a challenge.
+    Login { challenged: bool },
+    /// IDENTIFY.
+    Identify,
+    /// CALIDEXPAND / UPNEXPAND of this argument (kept in `busy_arg`).
+    Expand,
+}
+
+#[derive(Debug)]
+enum State {
+    Connected,
+    Sasl {
+        exchange: Box<Exchange>,
+        challenged: bool,
+    },
+    TlsHandshake,
+    Identified,
+    Busy(BusyWith),
+    ReceiveData {
+        latency: Option<u64>,
+    },
+    ReceiveWait {
+        cmdid: Option<String>,
+        /// A pending reply (`2.0.2`) was sent and CONTINUE/ABORT is awaited.
+        pending: bool,
+    },
+    Closed,
+}
+
+/// One CSTP session.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    sasl: Sasl,
+    state: State,
+    identity: Option<Identity>,
+    tls_active: bool,
+    auth_attempts: u32,
+    /// The tag of the command being answered.
+    tag: Option<String>,
+    busy_arg: String,
+}
+
+impl Session {
+    /// A new session; [`Session::greeting`] gives its first reply.
+    pub fn new(config: SessionConfig, sasl: Sasl) -> Session {
+        Session {
+            config,
+            sasl,
+            state: State::Connected,
+            identity: None,
+            tls_active: false,
+            auth_attempts: 0,
+            tag: None,
+            busy_arg: String::new(),
+        }
+    }
+
+    /// The greeting: `2.0`, then the Connected-state capabilities (cap-04 §7.1.1, spec §2.4).
+    pub fn greeting(&self) -> Vec<String> {
+        self.render(Reply::ok().data(self.capabilities()))
+    }
+
+    /// The reply sent when the gateway shuts down (cap-04 §8 `10.2`).
+    pub fn shutdown_reply(&self) -> Vec<String> {
+        Reply::new(code::SHUTDOWN)
+            .text("The gateway is shutting down; reconnect later")
+            .render(None, self.config.framing)
+    }
+
+    /// True once authenticated (for the idle limits).
+    pub fn is_authenticated(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    /// True when the connection should read frames: not while a login check, IDENTIFY or an
+    /// expansion runs (PIPELINE=1), nor during the TLS handshake.
+    pub fn wants_input(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Busy(_) | State::TlsHandshake | State::Closed
+        )
+    }
+
+    /// True while a SENDDATA reply is being produced (ABORT/CONTINUE/DISCONNECT apply).
+    pub fn in_receive_wait(&self) -> bool {
+        matches!(self.state, State::ReceiveWait { .. })
+    }
+
+    /// True once the session has closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    fn passwords_allowed(&self) -> bool {
+        self.tls_active || self.config.plaintext_allowed
+    }
+
+    fn capabilities(&self) -> Vec<String> {
+        capability::lines(&CapabilityContext {
+            passwords_allowed: self.passwords_allowed(),
+            starttls_available: self.config.tls_available
+                && !self.tls_active
+                && self.identity.is_none()
+                && self.auth_attempts == 0,
+            identity: self.identity.as_ref().map(upn),
+            max_object_size: self.config.max_object_size,
+            autologout_secs: self.config.autologout_secs,
+        })
+    }
+
+    fn render(&self, reply: Reply) -> Vec<String> {
+        reply.render(self.tag.as_deref(), self.config.framing)
+    }
+
+    fn send(&self, reply: Reply) -> Vec<Action> {
+        self.render(reply).into_iter().map(Action::Send).collect()
+    }
+
+    fn tagged(&self, line: &str) -> String {
+        match &self.tag {
+            Some(t) => format!("{t} {line}"),
+            None => line.to_owned(),
+        }
+    }
+
+    /// Feeds one input; returns the actions to carry out, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        match (state, input) {
+            (State::Closed, _) => Vec::new(),
+            (
+                State::Sasl {
+                    exchange,
+                    challenged,
+                },
+                Input::Frame(f),
+            ) => self.sasl_frame(exchange, challenged, f),
+            (State::ReceiveData { latency }, Input::Frame(f)) => self.payload(latency, f),
+            (State::ReceiveWait { cmdid, pending }, Input::Frame(f)) => {
+                self.state = State::ReceiveWait { cmdid, pending };
+                self.receive_wait_frame(f)
+            }
+            (State::ReceiveWait { cmdid, .. }, Input::LatencyExpired) => {
+                self.state = State::ReceiveWait {
+                    cmdid: cmdid.clone(),
+                    pending: true,
+                };
+                self.pending_reply(cmdid.as_deref())
+            }
+            (State::ReceiveWait { cmdid, .. }, Input::Done(done)) => {
+                self.state = State::Identified;
+                let mut actions = vec![Action::Latency(None)];
+                actions.extend(self.senddata_done(cmdid.as_deref(), done));
+                actions
+            }
+            (State::Busy(with), Input::Done(done)) => self.busy_done(with, done),
+            (State::TlsHandshake, Input::TlsEstablished) => {
+                self.tls_active = true;
+                self.state = State::Connected;
+                self.send(Reply::ok())
+            }
+            (state @ (State::Connected | State::Identified), Input::Frame(f)) => {
+                self.state = state;
+                self.line_frame(f)
+            }
+            (state, input) => {
+                // Work finishing when none was asked for, a timer for a finished command, a
+                // frame while busy: none can happen; keep the state and ignore the input.
+                tracing::debug!(?input, "CAP session ignored an input it did not expect");
+                self.state = state;
+                Vec::new()
+            }
+        }
+    }
+
+    fn line_frame(&mut self, frame: Frame) -> Vec<Action> {
+        self.tag = None;
+        let line = match frame {
+            Frame::Line(l) => l,
+            Frame::LineTooLong => {
+                return self.send(Reply::new(code::UNKNOWN).text(format!(
+                    "Command line too long (the limit is {} octets)",
+                    self.config.max_line
+                )));
+            }
+            Frame::BareLf => {
+                return self.send(
+                    Reply::new(code::UNKNOWN).text("Lines must end with CRLF on this listener"),
+                );
+            }
+            Frame::Block(_) | Frame::BlockTooLarge => return Vec::new(),
+        };
+        match command::parse(&line) {
+            Ok(Tagged { tag, command }) => {
+                self.tag = tag;
+                self.command(command)
+            }
+            Err(LineError::Empty) => Vec::new(),
+            Err(LineError::NotAscii) => self.send(
+                Reply::new(code::UNKNOWN).text("Command lines must be US-ASCII (cap-04 §4.3)"),
+            ),
+            Err(LineError::UnknownVerb(v)) => self.send(reply::unknown(&v)),
+            Err(LineError::BadArguments { tag, verb, reason }) => {
+                self.tag = tag;
+                self.send(Reply::new(code::UNKNOWN).text(format!("{verb} {reason}")))
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) -> Vec<Action> {
+        let identified = matches!(self.state, State::Identified);
+        match command {
+            Command::Capability => self.send(Reply::ok().data(self.capabilities())),
+            Command::Noop => self.send(Reply::ok()),
+            Command::Disconnect => {
+                let mut a = self.send(Reply::ok());
+                a.push(Action::Close);
+                self.state = State::Closed;
+                a
+            }
+            Command::Abort { .. } => self
+                .send(Reply::new(code::NOT_FOUND_OR_IDLE).text("No command in progress to abort")),
+            Command::Continue { .. } => self.send(reply::wrong_state(
+                "CONTINUE",
+                "no reply is pending (CONTINUE follows a 2.0.2)",
+            )),
+            Command::Authenticate { mechanism, initial } => {
+                if identified {
+                    // cap-00..05 §7.1.3: only one AUTHENTICATE per session.
+                    return self.terminate("AUTHENTICATE after authentication");
+                }
+                self.authenticate(&mechanism, initial)
+            }
+            Command::StartTls => {
+                if identified || self.auth_attempts > 0 || self.tls_active {
+                    // cap-04 §7.1.10: not after AUTHENTICATE or an earlier STARTTLS.
+                    return self.terminate("STARTTLS after STARTTLS or AUTHENTICATE");
+                }
+                if !self.config.tls_available {
+                    return self.send(
+                        Reply::new(code::TLS_UNAVAILABLE)
+                            .text("STARTTLS is not configured on this gateway"),
+                    );
+                }
+                self.state = State::TlsHandshake;
+                vec![Action::StartTls(self.tagged(code::TLS_PROCEED))]
+            }
+            _ if !identified => {
+                let verb = verb_of(&command);
+                self.send(reply::wrong_state(
+                    verb,
+                    "authenticate first (AUTHENTICATE)",
+                ))
+            }
+            Command::Identify { upn } => self.run_busy(
+                BusyWith::Identify,
+                upn.clone(),
+                Work::Identify {
+                    identity: self.identity.clone().unwrap_or(Identity::Anonymous),
+                    upn,
+                },
+            ),
+            Command::CalidExpand { calid } => self.run_busy(
+                BusyWith::Expand,
+                calid.clone(),
+                Work::CalidExpand {
+                    identity: self.identity.clone().unwrap_or(Identity::Anonymous),
+                    calid,
+                },
+            ),
+            Command::UpnExpand { upn } => self.run_busy(
+                BusyWith::Expand,
+                upn.clone(),
+                Work::UpnExpand {
+                    identity: self.identity.clone().unwrap_or(Identity::Anonymous),
+                    upn,
+                },
+            ),
+            Command::GenerateUid { count } => {
+                let uids = (0..count)
+                    .map(|_| crate::translate::freebusy::generate_uid())
+                    .collect();
+                self.send(Reply::ok().data(uids))
+            }
+            Command::SendData { latency } => {
+                self.state = State::ReceiveData { latency };
+                let mut a = Vec::new();
+                if self.config.senddata_goahead {
+                    a.push(Action::Send(self.tagged(code::GO_AHEAD)));
+                }
+                a.push(Action::ExpectBlock);
+                a
+            }
+        }
+    }
+
+    fn terminate(&mut self, why: &str) -> Vec<Action> {
+        tracing::info!(reason = why, "CAP session terminated as the drafts require");
+        self.state = State::Closed;
+        vec![Action::Close]
+    }
+
+    fn run_busy(&mut self, with: BusyWith, arg: String, work: Work) -> Vec<Action> {
+        self.busy_arg = arg;
+        self.state = State::Busy(with);
+        vec![Action::Run(work)]
+    }
+
+    // ---- AUTHENTICATE (cap-04 §7.1.3) ----
+
+    fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> Vec<Action> {
+        if self.auth_attempts > self.config.auth_retries {
+            return self.terminate("a second AUTHENTICATE");
+        }
+        // The drafts' examples write DIGEST_MD5; the registry name is DIGEST-MD5 (spec §1.5 #10).
+        let Some(mech) = Mechanism::from_name(mechanism) else {
+            return self.send(Reply::new(code::AUTH_MECHANISM).text(format!(
+                "Mechanism {mechanism} is not supported; use {}",
+                if self.passwords_allowed() {
+                    "PLAIN or ANONYMOUS"
+                } else {
+                    "ANONYMOUS, or STARTTLS then PLAIN"
+                }
+            )));
+        };
+        if mech == Mechanism::Plain && !self.passwords_allowed() {
+            return self.send(Reply::new(code::ENCRYPTION_REQUIRED).text(
+                "PLAIN sends a password; use STARTTLS first (this gateway does not accept \
+                 passwords in plaintext from your address)",
+            ));
+        }
+        self.auth_attempts += 1;
+        let mut exchange = match self.sasl.start(mech) {
+            Ok(e) => Box::new(e),
+            Err(e) => {
+                tracing::error!(error = %e, "SASL mechanism could not start");
+                return self.send(Reply::new(code::FAILURE).text("Authentication is unavailable"));
+            }
+        };
+        match initial {
+            Some(ir) => {
+                let ir = if ir == "=" { String::new() } else { ir };
+                let step = exchange.step(&ir);
+                self.sasl_step(exchange, false, step)
+            }
+            None => {
+                self.state = State::Sasl {
+                    exchange,
+                    challenged: true,
+                };
+                vec![Action::Send("+".into())]
+            }
+        }
+    }
+
+    fn sasl_frame(
+        &mut self,
+        mut exchange: Box<Exchange>,
+        challenged: bool,
+        frame: Frame,
+    ) -> Vec<Action> {
+        let line = match frame {
+            Frame::Line(l) => String::from_utf8_lossy(&l).trim().to_owned(),
+            _ => return self.auth_failed(challenged, code::AUTH_FAILED, "Response line too long"),
+        };
+        if line == "." || line == "*" {
+            // The client cancels (cap-00/-01 §7.1.3: "."; "*" is the IMAP habit).
+            self.state = State::Connected;
+            return self.send(
+                Reply::new(code::AUTH_CANCELLED).text("Authentication cancelled by the client"),
+            );
+        }
+        let step = exchange.step(&line);
+        self.sasl_step(exchange, challenged, step)
+    }
+
+    fn sasl_step(&mut self, exchange: Box<Exchange>, challenged: bool, step: Step) -> Vec<Action> {
+        match step {
+            Step::Challenge(c) => {
+                self.state = State::Sasl {
+                    exchange,
+                    challenged: true,
+                };
+                vec![Action::Send(if c.is_empty() { "+".into() } else { c })]
+            }
+            Step::Malformed(why) => self.auth_failed(
+                challenged,
+                code::AUTH_FAILED,
+                &format!("Authentication failed: {why}"),
+            ),
+            Step::Done(Captured::AuthzidRefused) => self.auth_failed(
+                challenged,
+                code::AUTHZ_REFUSED,
+                "SASL authorization identities are not supported; log in, then use IDENTIFY",
+            ),
+            Step::Done(Captured::Anonymous { trace }) => {
+                tracing::info!(trace_given = !trace.is_empty(), "CAP anonymous login");
+                self.logged_in(Identity::Anonymous)
+            }
+            Step::Done(Captured::Plain { authcid, password }) => {
+                self.state = State::Busy(BusyWith::Login { challenged });
+                vec![Action::Run(Work::Login {
+                    user: authcid,
+                    password,
+                })]
+            }
+        }
+    }
+
+    fn auth_failed(&mut self, challenged: bool, status: &'static str, text: &str) -> Vec<Action> {
+        self.state = State::Connected;
+        let failures = self.auth_attempts.max(1);
+        let delay = self
+            .config
+            .failure_delay
+            .saturating_mul(1 << (failures - 1).min(4))
+            .min(Duration::from_secs(15));
+        let mut a = vec![Action::Pause(delay)];
+        if challenged {
+            // "." ends the challenge stream before the code (cap-00/-01 §7.1.3; the -03..-05
+            // failure example).
+            a.push(Action::Send(".".into()));
+        }
+        a.extend(self.send(Reply::new(status).text(text)));
+        a
+    }
+
+    fn logged_in(&mut self, identity: Identity) -> Vec<Action> {
+        tracing::info!(identity = %identity.describe(), "CAP login");
+        self.identity = Some(identity);
+        self.state = State::Identified;
+        self.send(Reply::ok().data(self.capabilities()))
+    }
+
+    fn busy_done(&mut self, with: BusyWith, done: Done) -> Vec<Action> {
+        self.state = State::Identified;
+        match (with, done) {
+            (BusyWith::Login { .. }, Done::Login(Ok(identity))) => self.logged_in(identity),
+            (BusyWith::Login { challenged }, Done::Login(Err(e))) => {
+                let r = reply::login_error(&e);
+                self.auth_failed(challenged, r.code, r.text.as_deref().unwrap_or(""))
+            }
+            (BusyWith::Identify, Done::Identify(Ok(identity))) => {
+                tracing::info!(identity = %identity.describe(), "CAP IDENTIFY");
+                self.identity = Some(identity);
+                self.send(Reply::ok())
+            }
+            (BusyWith::Identify, Done::Identify(Err(e))) => self.send(reply::identify_error(&e)),
+            (BusyWith::Expand, Done::Expand(Ok(x))) => {
+                let status = if x.truncated {
+                    code::EXPAND_TRUNCATED
+                } else {
+                    code::OK
+                };
+                let mut r = Reply::new(status).arg(Some(&self.busy_arg)).data(x.ids);
+                if x.truncated {
+                    r = r.text(format!("Only the first {EXPAND_LIMIT} are listed"));
+                }
+                self.send(r)
+            }
+            (BusyWith::Expand, Done::Expand(Err(e))) => {
+                self.send(reply::expand_error(&self.busy_arg, &e))
+            }
+            (with, done) => {
+                tracing::warn!(?with, ?done, "CAP work finished with a mismatched result");
+                if matches!(with, BusyWith::Login { .. }) {
+                    self.state = State::Connected;
+                }
+                self.send(Reply::new(code::FAILURE).text("Internal error"))
+            }
+        }
+    }
+
+    // ---- SENDDATA (cap-04 §7.1.8) ----
+
+    fn payload(&mut self, latency: Option<u64>, frame: Frame) -> Vec<Action> {
+        self.state = State::Identified;
+        let block = match frame {
+            Frame::Block(b) => b,
+            Frame::BlockTooLarge => {
+                return self.send(Reply::new(code::TOO_LARGE).text(format!(
+                    "The object is larger than MAXICALOBJECTSIZE ({} octets) or has a line \
+                     that is too long; nothing was done",
+                    self.config.max_object_size
+                )));
+            }
+            // Block mode yields only blocks; anything else leaves the session usable.
+            _ => return Vec::new(),
+        };
+        let entity = match super::mime::parse(&block) {
+            Ok(e) => e,
+            Err(e) => {
+                return self.send(Reply::new(code::FAILURE).text(format!("Unreadable data: {e}")));
+            }
+        };
+        let payload = match payload::parse(&entity) {
+            Ok(p) => p,
+            Err(e) => return self.send(Reply::new(code::FAILURE).text(e.to_string())),
+        };
+        tracing::info!(method = payload.method.name(), cmdid = ?payload.cmdid, "CAP SENDDATA");
+        let identity = self.identity.clone().unwrap_or(Identity::Anonymous);
+        match &payload.method {
+            Method::Noop => self.send(response(&payload, vec!["REQUEST-STATUS:2.0".into()])),
+            Method::GenerateUid => {
+                let n = payload
+                    .max_results
+                    .unwrap_or(1)
+                    .clamp(1, command::MAX_GENERATED_UIDS);
+                let mut lines = vec!["REQUEST-STATUS:2.0".to_owned()];
+                lines.extend(
+                    (0..n).map(|_| format!("UID:{}", crate::translate::freebusy::generate_uid())),
+                );
+                self.send(response(&payload, lines))
+            }
+            Method::Itip(m) if m == "REQUEST" => {
+                let data = itip_calendar("REQUEST", &payload);
+                self.state = State::ReceiveWait {
+                    cmdid: payload.cmdid.clone(),
+                    pending: false,
+                };
+                let mut a = vec![Action::Run(Work::SendEvent { identity, data })];
+                if let Some(secs) = latency {
+                    a.push(Action::Latency(Some(Duration::from_secs(secs))));
+                }
+                a
+            }
+            other => self.send(
+                Reply::new(code::NOT_SUPPORTED)
+                    .arg(payload.cmdid.as_deref())
+                    .text(format!(
+                        "METHOD {} is not supported by this gateway yet (NOOP, GENERATEUID and \
+                         iTIP REQUEST are); nothing was done",
+                        other.name()
+                    )),
+            ),
+        }
+    }
+
+    fn receive_wait_frame(&mut self, frame: Frame) -> Vec<Action> {
+        let Frame::Line(line) = frame else {
+            return self.send(Reply::new(code::UNKNOWN).text("Command line too long"));
+        };
+        let parsed = command::parse(&line);
+        let (cmdid, pending) = match &self.state {
+            State::ReceiveWait { cmdid, pending } => (cmdid.clone(), *pending),
+            _ => (None, false),
+        };
+        // Replies to these commands carry their own tag; the SENDDATA's tag is not kept.
+        self.tag = match &parsed {
+            Ok(t) => t.tag.clone(),
+            Err(LineError::BadArguments { tag, .. }) => tag.clone(),
+            Err(_) => None,
+        };
+        match parsed {
+            Ok(Tagged {
+                command: Command::Abort { cmdid: wanted },
+                ..
+            }) => {
+                if wanted.is_some() && wanted != cmdid {
+                    return self.send(
+                        Reply::new(code::NOT_FOUND_OR_IDLE)
+                            .arg(wanted.as_deref())
+                            .text("No command with that id is in progress"),
+                    );
+                }
+                self.state = State::Identified;
+                let status = match self.config.abort_code {
+                    AbortCode::Ok => code::OK,
+                    AbortCode::Aborted => code::ABORTED,
+                };
+                let mut a = vec![Action::CancelWork, Action::Latency(None)];
+                a.extend(
+                    self.send(
+                        Reply::new(status)
+                            .arg(cmdid.as_deref())
+                            .text("Aborted; the upstream request was abandoned"),
+                    ),
+                );
+                a
+            }
+            Ok(Tagged {
+                command:
+                    Command::Continue {
+                        latency,
+                        cmdid: wanted,
+                    },
+                ..
+            }) => {
+                if !pending {
+                    return self.send(reply::wrong_state(
+                        "CONTINUE",
+                        "no reply is pending yet (CONTINUE follows a 2.0.2)",
+                    ));
+                }
+                if wanted.is_some() && wanted != cmdid {
+                    return self.send(
+                        Reply::new(code::NOT_FOUND_OR_IDLE)
+                            .arg(wanted.as_deref())
+                            .text("No command with that id is in progress"),
+                    );
+                }
+                self.state = State::ReceiveWait {
+                    cmdid,
+                    pending: false,
+                };
+                // No acknowledgement: the next reply is the command's (cap-04 §7.1.6).
+                vec![Action::Latency(latency.map(Duration::from_secs))]
+            }
+            Ok(Tagged {
+                command: Command::Disconnect,
+                ..
+            }) => {
+                let mut a = vec![Action::CancelWork, Action::Latency(None)];
+                a.extend(self.send(Reply::ok()));
+                a.push(Action::Close);
+                self.state = State::Closed;
+                a
+            }
+            Ok(Tagged { command, .. }) => self.send(reply::wrong_state(
+                verb_of(&command),
+                "a SENDDATA reply is pending; send ABORT, CONTINUE or DISCONNECT",
+            )),
+            Err(LineError::Empty) => Vec::new(),
+            Err(LineError::UnknownVerb(v)) => self.send(reply::unknown(&v)),
+            Err(e) => self.send(Reply::new(code::UNKNOWN).text(e.to_string())),
+        }
+    }
+
+    fn pending_reply(&self, cmdid: Option<&str>) -> Vec<Action> {
+        let mut a = vec![Action::Latency(None)];
+        if self.config.leading_dot_on_pending {
+            a.push(Action::Send(".".into()));
+        }
+        let status = match self.config.pending_code {
+            PendingCode::ReplyPending => code::PENDING,
+            PendingCode::Timeout => code::TIMEOUT,
+        };
+        // The pending reply belongs to the SENDDATA, whose tag is no longer known here; CSTP
+        // ties it by CMDID instead (cap-04 §8).
+        a.extend(
+            Reply::new(status)
+                .arg(cmdid)
+                .text("Reply pending; send CONTINUE [seconds] or ABORT")
+                .render(None, self.config.framing)
+                .into_iter()
+                .map(Action::Send),
+        );
+        a
+    }
+
+    fn senddata_done(&mut self, cmdid: Option<&str>, done: Done) -> Vec<Action> {
+        self.tag = None;
+        match done {
+            Done::SendEvent(Ok(outcome)) => {
+                let mut lines = vec![format!("REQUEST-STATUS:{}", event_status(&outcome))];
+                lines.push("BEGIN:VEVENT".into());
+                lines.push(format!("UID:{}", outcome.uid));
+                lines.push(format!("SEQUENCE:{}", outcome.sequence));
+                for d in &outcome.deliveries {
+                    lines.push(format!(
+                        "REQUEST-STATUS:{};mailto:{}",
+                        delivery_status(&d.status),
+                        d.address
+                    ));
+                }
+                lines.push("END:VEVENT".into());
+                self.send(response_with(cmdid, &[], lines))
+            }
+            Done::SendEvent(Err(e)) => self.send(reply::senddata_error(cmdid, &e)),
+            other => {
+                tracing::warn!(?other, "CAP SENDDATA finished with a mismatched result");
+                self.send(Reply::new(code::FAILURE).arg(cmdid).text("Internal error"))
+            }
+        }
+    }
+}
+
+/// The session UPN of an identity (cap-04 §2.4.6): `@` for anonymous (§7.1.3.1), the realm
+/// alone for a peer server.
+pub fn upn(identity: &Identity) -> String {
+    match identity {
+        Identity::Anonymous => "@".into(),
+        Identity::User { address, .. } => address.clone(),
+        Identity::Peer { id } => format!("@{id}"),
+    }
+}
+
+fn verb_of(command: &Command) -> &'static str {
+    match command {
+        Command::Capability => "CAPABILITY",
+        Command::Authenticate { .. } => "AUTHENTICATE",
+        Command::StartTls => "STARTTLS",
+        Command::Identify { .. } => "IDENTIFY",
+        Command::CalidExpand { .. } => "CALIDEXPAND",
+        Command::UpnExpand { .. } => "UPNEXPAND",
+        Command::SendData { .. } => "SENDDATA",
+        Command::Abort { .. } => "ABORT",
+        Command::Continue { .. } => "CONTINUE",
+        Command::Disconnect => "DISCONNECT",
+        Command::Noop => "NOOP",
+        Command::GenerateUid { .. } => "GENERATEUID",
+    }
+}
+
+/// The VCALENDAR an iTIP payload stands for: its components under `METHOD:<method>`.
+fn itip_calendar(method: &str, payload: &Payload) -> String {
+    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
+    out.push_str(&format!("METHOD:{method}\r\n"));
+    for c in &payload.components {
+        if c.name == "VCALENDAR" {
+            for inner in &c.components {
+                out.push_str(&inner.to_ics());
+            }
+        } else {
+            out.push_str(&c.to_ics());
+        }
+    }
+    out.push_str("END:VCALENDAR\r\n");
+    out
+}
+
+fn event_status(outcome: &SendEventOutcome) -> &'static str {
+    if outcome.written {
+        "2.0;Success"
+    } else {
+        "2.0;Success, the stored copy was as new or newer"
+    }
+}
+
+/// RFC 2446 §3.6 statuses per recipient.
+fn delivery_status(status: &DeliveryStatus) -> String {
+    match status {
+        DeliveryStatus::Delivered => "2.0;Success".into(),
+        DeliveryStatus::UnknownUser => "3.7;Invalid calendar user".into(),
+        DeliveryStatus::Refused => "3.8;No authority".into(),
+        DeliveryStatus::Failed(t) => format!(
+            "5.1;Could not deliver: {}",
+            t.replace(['\r', '\n'], " ").replace(';', ",")
+        ),
+    }
+}
+
+fn response(payload: &Payload, lines: Vec<String>) -> Reply {
+    response_with(payload.cmdid.as_deref(), &payload.targets, lines)
+}
+
+/// `2.0 [cmdid]` with a `text/calendar; method=RESPONSE` entity holding one VCAP (spec §3.6).
+fn response_with(cmdid: Option<&str>, targets: &[String], lines: Vec<String>) -> Reply {
+    let mut data = vec![match cmdid {
+        Some(id) => {
+            format!("Content-Type: text/calendar; method=RESPONSE; optinfo=\"CMDID:{id}\"")
+        }
+        None => "Content-Type: text/calendar; method=RESPONSE".to_owned(),
+    }];
+    data.push("Content-Transfer-Encoding: 8bit".into());
+    data.push(String::new());
+    data.push("BEGIN:VCAP".into());
+    data.push("VERSION:2.0".into());
+    data.push("METHOD:RESPONSE".into());
+    if let Some(id) = cmdid {
+        data.push(format!("CMDID:{id}"));
+    }
+    for t in targets {
+        data.push(format!("TARGET:{t}"));
+    }
+    data.extend(lines);
+    data.push("END:VCAP".into());
+    Reply::ok().arg(cmdid).data(data)
+}
+
+#[cfg(test)]
+mod tests;

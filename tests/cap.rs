@@ -1,0 +1,526 @@
+//! The CAP listener end to end: golden transcripts from `protocols/cap/transcripts/` replayed
+//! over TCP against the live gateway in front of the real upstream; STARTTLS with a rustls
+//! client; latency, CONTINUE and ABORT against a deliberately slow upstream; limits.
+
+mod common;
+
+use common::transcript::{self, Transcript};
+use common::*;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// A self-signed certificate for localhost / 127.0.0.1, written once per test binary.
+fn cert_files() -> &'static (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("calgate-cap-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        calgate::tls::write_self_signed(
+            &["localhost".to_owned(), "127.0.0.1".to_owned()],
+            2,
+            &cert,
+            &key,
+            true,
+        )
+        .expect("certificate");
+        (cert, key)
+    })
+}
+
+/// The configuration transcripts run under: STARTTLS configured, small limits so the limit
+/// transcripts stay short, a short login-failure delay.
+fn cap_config() -> calgate::config::Config {
+    let mut c = config();
+    c.cip.enabled = false;
+    let (cert, key) = cert_files();
+    c.cap.tls_cert = Some(cert.clone());
+    c.cap.tls_key = Some(key.clone());
+    c.auth.failure_delay_ms = 10;
+    c.limits.max_payload_bytes = 4096;
+    c
+}
+
+/// One gateway shared by the transcript tests of this binary.
+fn gateway() -> SocketAddr {
+    static GW: OnceLock<calgate::server::Running> = OnceLock::new();
+    GW.get_or_init(|| spawn_gateway(cap_config()))
+        .cap_addr
+        .expect("CAP enabled")
+}
+
+fn load(name: &str, vars: &HashMap<String, String>) -> Transcript {
+    transcript::load(&transcript::dir("cap").join(name), vars)
+}
+
+async fn replay(name: &str) -> (Vec<String>, HashMap<String, String>) {
+    let vars = transcript::vars(name.split('-').next().unwrap_or("cap"));
+    let seen = transcript::replay(&load(name, &vars), gateway()).await;
+    (seen, vars)
+}
+
+#[test]
+fn every_transcript_has_a_test() {
+    let source = include_str!("cap.rs");
+    for entry in std::fs::read_dir(transcript::dir("cap")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            source.contains(&format!("\"{name}\"")),
+            "protocols/cap/transcripts/{name} is not replayed by any test"
+        );
+    }
+}
+
+#[tokio::test]
+async fn t001_greeting_capability() {
+    replay("001-greeting-capability.txt").await;
+}
+
+#[tokio::test]
+async fn t002_noop_unknown_wrong_state() {
+    replay("002-noop-unknown-wrong-state.txt").await;
+}
+
+#[tokio::test]
+async fn t010_authenticate_plain() {
+    replay("010-authenticate-plain.txt").await;
+}
+
+#[tokio::test]
+async fn t011_authenticate_plain_initial_response() {
+    replay("011-authenticate-plain-initial-response.txt").await;
+}
+
+#[tokio::test]
+async fn t012_authenticate_wrong_password() {
+    replay("012-authenticate-wrong-password.txt").await;
+}
+
+#[tokio::test]
+async fn t013_authenticate_mechanisms_and_cancel() {
+    replay("013-authenticate-mechanisms-and-cancel.txt").await;
+}
+
+#[tokio::test]
+async fn t014_authenticate_authzid() {
+    replay("014-authenticate-authzid.txt").await;
+}
+
+#[tokio::test]
+async fn t015_authenticate_anonymous() {
+    replay("015-authenticate-anonymous.txt").await;
+}
+
+#[tokio::test]
+async fn t016_authenticate_anonymous_initial_response() {
+    replay("016-authenticate-anonymous-initial-response.txt").await;
+}
+
+#[tokio::test]
+async fn t017_authenticate_twice() {
+    replay("017-authenticate-twice.txt").await;
+}
+
+#[tokio::test]
+async fn t018_starttls_after_authenticate() {
+    replay("018-starttls-after-authenticate.txt").await;
+}
+
+#[tokio::test]
+async fn t020_senddata_noop() {
+    replay("020-senddata-noop.txt").await;
+}
+
+#[tokio::test]
+async fn t021_senddata_eager_client() {
+    replay("021-senddata-eager-client.txt").await;
+}
+
+#[tokio::test]
+async fn t022_senddata_tagged() {
+    replay("022-senddata-tagged.txt").await;
+}
+
+#[tokio::test]
+async fn t023_generateuid() {
+    let (seen, _) = replay("023-generateuid.txt").await;
+    let uids: Vec<&String> = seen.iter().filter(|l| l.starts_with("UID:")).collect();
+    assert_eq!(uids.len(), 2);
+    assert_ne!(uids[0], uids[1], "generated UIDs are unique");
+}
+
+#[tokio::test]
+async fn t024_senddata_not_supported_yet() {
+    let (_, vars) = replay("024-senddata-not-supported-yet.txt").await;
+    assert!(
+        objects_with_uid("alice", &vars["UID"]).await.is_empty(),
+        "nothing was stored for an unsupported method"
+    );
+}
+
+#[tokio::test]
+async fn t025_senddata_errors() {
+    replay("025-senddata-errors.txt").await;
+}
+
+#[tokio::test]
+async fn t026_senddata_itip_request() {
+    let (_, vars) = replay("026-senddata-itip-request.txt").await;
+    let uid = &vars["UID"];
+    let stored = objects_with_uid("alice", uid).await;
+    assert_eq!(stored.len(), 1, "the organizer's copy is stored once");
+    assert!(
+        unfold(&stored[0].data).contains("DESCRIPTION:agenda..in two parts"),
+        "the folded line arrived whole: {}",
+        stored[0].data
+    );
+    let bob = eventually(25, || async {
+        objects_with_uid("bob", uid).await.into_iter().next()
+    })
+    .await;
+    assert!(
+        bob.is_some(),
+        "the upstream delivered the invitation to bob"
+    );
+}
+
+#[tokio::test]
+async fn t030_identify() {
+    replay("030-identify.txt").await;
+}
+
+#[tokio::test]
+async fn t031_identify_service_account() {
+    replay("031-identify-service-account.txt").await;
+}
+
+#[tokio::test]
+async fn t040_line_limits_and_bare_lf() {
+    replay("040-line-limits-and-bare-lf.txt").await;
+}
+
+#[tokio::test]
+async fn t050_disconnect() {
+    replay("050-disconnect.txt").await;
+}
+
+// ---- a slow upstream: latency, CONTINUE, ABORT (cap-04 §4.5, §7.1.2, §7.1.6) ----
+
+/// How long the proxy holds each PUT.
+const HOLD: Duration = Duration::from_secs(4);
+
+async fn slow_gateway(
+    extra: impl FnOnce(&mut calgate::config::Config),
+) -> (DelayingProxy, SocketAddr, calgate::server::Running) {
+    let proxy = DelayingProxy::start("PUT", HOLD).await;
+    let mut c = cap_config();
+    c.upstream.url = proxy.url();
+    extra(&mut c);
+    let running = start_gateway(c).await;
+    let addr = running.cap_addr.expect("CAP enabled");
+    (proxy, addr, running)
+}
+
+#[tokio::test]
+async fn t060_latency_abort() {
+    let (proxy, addr, _gw) = slow_gateway(|_| {}).await;
+    let vars = transcript::vars("t060");
+    transcript::replay(&load("060-latency-abort.txt", &vars), addr).await;
+    // The ABORT dropped the PUT while the proxy held it: it never reached the upstream.
+    let dropped = eventually(40, || async {
+        (proxy.dropped.load(SeqCst) == 1).then_some(())
+    })
+    .await;
+    assert!(
+        dropped.is_some(),
+        "the held PUT was abandoned by the gateway"
+    );
+    tokio::time::sleep(HOLD + Duration::from_secs(1)).await;
+    assert_eq!(proxy.forwarded.load(SeqCst), 0);
+    assert!(objects_with_uid("alice", &vars["UID"]).await.is_empty());
+}
+
+#[tokio::test]
+async fn t061_latency_continue() {
+    let (proxy, addr, _gw) = slow_gateway(|_| {}).await;
+    let vars = transcript::vars("t061");
+    transcript::replay(&load("061-latency-continue.txt", &vars), addr).await;
+    assert_eq!(proxy.forwarded.load(SeqCst), 1);
+    assert_eq!(objects_with_uid("alice", &vars["UID"]).await.len(), 1);
+}
+
+#[tokio::test]
+async fn t062_disconnect_in_receive_wait() {
+    let (proxy, addr, _gw) = slow_gateway(|_| {}).await;
+    let vars = transcript::vars("t062");
+    transcript::replay(&load("062-disconnect-in-receive-wait.txt", &vars), addr).await;
+    // The DISCONNECT may come before the PUT left the gateway or while the proxy held it;
+    // either way the PUT never reaches the upstream.
+    tokio::time::sleep(HOLD + Duration::from_secs(1)).await;
+    assert_eq!(proxy.forwarded.load(SeqCst), 0, "no PUT was passed on");
+    assert!(objects_with_uid("alice", &vars["UID"]).await.is_empty());
+}
+
+#[tokio::test]
+async fn t063_compat_draft_examples() {
+    let (proxy, addr, _gw) = slow_gateway(|c| {
+        c.cap.response_framing = calgate::config::ResponseFraming::SingleDot;
+        c.cap.senddata_goahead = false;
+        c.cap.pending_code = calgate::config::PendingCode::Timeout;
+        c.cap.leading_dot_on_pending = true;
+        c.cap.abort_code = calgate::config::AbortCode::Aborted;
+    })
+    .await;
+    let vars = transcript::vars("t063");
+    transcript::replay(&load("063-compat-draft-examples.txt", &vars), addr).await;
+    let dropped = eventually(40, || async {
+        (proxy.dropped.load(SeqCst) == 1).then_some(())
+    })
+    .await;
+    assert!(dropped.is_some());
+    assert!(objects_with_uid("alice", &vars["UID"]).await.is_empty());
+}
+
+// ---- STARTTLS (cap-04 §7.1.10) ----
+
+/// Reads lines from `r` until a reply's final `.` (two-dot form), returning them.
+async fn reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut dots = 0;
+    while dots < 2 {
+        let l = read_line(r).await.expect("a reply line before EOF");
+        if l == "." {
+            dots += 1;
+        }
+        lines.push(l);
+    }
+    lines
+}
+
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Option<String> {
+    let mut buf = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(30), r.read_line(&mut buf))
+        .await
+        .expect("the gateway answered")
+        .ok()?;
+    if n == 0 {
+        return None;
+    }
+    assert!(buf.ends_with("\r\n"), "CRLF line ends: {buf:?}");
+    buf.truncate(buf.len() - 2);
+    Some(buf)
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject;
+    let (cert, _) = cert_files();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Connects, reads the greeting, sends STARTTLS and completes the handshake.
+async fn starttls(
+    addr: SocketAddr,
+) -> BufReader<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let greeting = reply(&mut tcp).await;
+    assert!(greeting.contains(&"X-CALGATE-STARTTLS=1".to_owned()));
+    tcp.get_mut().write_all(b"STARTTLS\r\n").await.unwrap();
+    assert_eq!(read_line(&mut tcp).await.as_deref(), Some("2.0.12"));
+    assert!(tcp.buffer().is_empty());
+    let tls = tls_connector()
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp.into_inner(),
+        )
+        .await
+        .expect("TLS handshake");
+    let mut tls = BufReader::new(tls);
+    assert_eq!(reply(&mut tls).await, ["2.0", ".", "."]);
+    tls
+}
+
+async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, line: &str) {
+    w.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+    w.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn starttls_then_authenticate_plain() {
+    let mut tls = starttls(gateway()).await;
+    send(tls.get_mut(), "CAPABILITY").await;
+    let caps = reply(&mut tls).await;
+    assert!(caps.contains(&"AUTH=PLAIN".to_owned()));
+    assert!(
+        !caps.iter().any(|l| l.starts_with("X-CALGATE-STARTTLS")),
+        "fresh capabilities after STARTTLS no longer offer it"
+    );
+    send(tls.get_mut(), "AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=").await;
+    let ok = reply(&mut tls).await;
+    assert_eq!(ok[0], "2.0");
+    assert_eq!(ok[2], "IDENTITY=alice@example.com");
+    send(tls.get_mut(), "NOOP").await;
+    assert_eq!(reply(&mut tls).await, ["2.0", ".", "."]);
+    send(tls.get_mut(), "DISCONNECT").await;
+    assert_eq!(reply(&mut tls).await, ["2.0", ".", "."]);
+    assert_eq!(read_line(&mut tls).await, None);
+}
+
+#[tokio::test]
+async fn starttls_twice_closes() {
+    let mut tls = starttls(gateway()).await;
+    send(tls.get_mut(), "STARTTLS").await;
+    assert_eq!(read_line(&mut tls).await, None);
+}
+
+/// CVE-2011-0411: a command pipelined after STARTTLS in the same plaintext write must never
+/// run, neither before nor after the handshake. The gateway drops the connection.
+#[tokio::test]
+async fn starttls_injection_is_dropped() {
+    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(gateway()).await.unwrap());
+    reply(&mut tcp).await;
+    tcp.get_mut()
+        .write_all(b"STARTTLS\r\nAUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        read_line(&mut tcp).await,
+        None,
+        "no 2.0.12 and no answer to the injected command: the connection is closed"
+    );
+}
+
+#[tokio::test]
+async fn passwords_need_tls_when_plaintext_is_off() {
+    let mut c = cap_config();
+    c.auth.plaintext_passwords = calgate::config::PlaintextPolicy::Never;
+    let gw = start_gateway(c).await;
+    let addr = gw.cap_addr.unwrap();
+    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let greeting = reply(&mut tcp).await;
+    assert!(!greeting.contains(&"AUTH=PLAIN".to_owned()));
+    send(tcp.get_mut(), "AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=").await;
+    let refused = reply(&mut tcp).await;
+    assert!(refused[0].starts_with("6.7 ; "), "{refused:?}");
+    drop(tcp);
+    let mut tls = starttls(addr).await;
+    send(tls.get_mut(), "AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=").await;
+    assert_eq!(reply(&mut tls).await[2], "IDENTITY=alice@example.com");
+}
+
+#[tokio::test]
+async fn starttls_not_configured_is_6_5() {
+    let mut c = cap_config();
+    c.cap.tls_cert = None;
+    c.cap.tls_key = None;
+    let gw = start_gateway(c).await;
+    let mut tcp = BufReader::new(
+        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
+            .await
+            .unwrap(),
+    );
+    let greeting = reply(&mut tcp).await;
+    assert!(!greeting.iter().any(|l| l.starts_with("X-CALGATE-STARTTLS")));
+    send(tcp.get_mut(), "STARTTLS").await;
+    assert_eq!(
+        reply(&mut tcp).await,
+        ["6.5 ; STARTTLS is not configured on this gateway", ".", "."]
+    );
+}
+
+// ---- limits and shutdown ----
+
+#[tokio::test]
+async fn connection_limit_is_8_1() {
+    let mut c = cap_config();
+    c.limits.max_connections = 1;
+    let gw = start_gateway(c).await;
+    let addr = gw.cap_addr.unwrap();
+    let mut first = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    assert_eq!(reply(&mut first).await[0], "2.0");
+    let mut second = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    assert_eq!(
+        reply(&mut second).await,
+        ["8.1 ; Too many connections, try again later", ".", "."]
+    );
+    assert_eq!(read_line(&mut second).await, None);
+    send(first.get_mut(), "NOOP").await;
+    assert_eq!(
+        reply(&mut first).await,
+        ["2.0", ".", "."],
+        "the first session is unaffected"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_is_10_2() {
+    let gw = start_gateway(cap_config()).await;
+    let mut tcp = BufReader::new(
+        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
+            .await
+            .unwrap(),
+    );
+    reply(&mut tcp).await;
+    gw.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        reply(&mut tcp).await,
+        [
+            "10.2 ; The gateway is shutting down; reconnect later",
+            ".",
+            "."
+        ]
+    );
+    assert_eq!(read_line(&mut tcp).await, None);
+}
+
+#[tokio::test]
+async fn preauth_idle_limit_drops_the_connection() {
+    let mut c = cap_config();
+    c.limits.preauth_timeout_secs = 1;
+    let gw = start_gateway(c).await;
+    let mut tcp = BufReader::new(
+        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
+            .await
+            .unwrap(),
+    );
+    reply(&mut tcp).await;
+    assert_eq!(
+        read_line(&mut tcp).await,
+        None,
+        "an idle unauthenticated connection is dropped"
+    );
+}
+
+#[tokio::test]
+async fn autologout_applies_after_login() {
+    let mut c = cap_config();
+    c.limits.preauth_timeout_secs = 60;
+    c.limits.idle_timeout_secs = 1;
+    let gw = start_gateway(c).await;
+    let mut tcp = BufReader::new(
+        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
+            .await
+            .unwrap(),
+    );
+    reply(&mut tcp).await;
+    send(tcp.get_mut(), "AUTHENTICATE ANONYMOUS =").await;
+    let ok = reply(&mut tcp).await;
+    assert!(ok.contains(&"AUTOLOGOUTTIME=1".to_owned()));
+    assert_eq!(read_line(&mut tcp).await, None, "AUTOLOGOUTTIME elapsed");
+}
