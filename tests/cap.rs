@@ -201,6 +201,11 @@ async fn t031_identify_service_account() {
 }
 
 #[tokio::test]
+async fn t032_expand() {
+    replay("032-expand.txt").await;
+}
+
+#[tokio::test]
 async fn t040_line_limits_and_bare_lf() {
     replay("040-line-limits-and-bare-lf.txt").await;
 }

@@ -64,6 +64,11 @@ fn check_config_names_the_bad_key() {
 /// The shipped gateway.toml pointed at the test upstream (unchanged for Cyrus), with the CIP
 /// listener on `cip_port` and CAP off, written to a temporary file.
 fn shipped_config(name: &str, cip_port: u16) -> std::path::PathBuf {
+    shipped_config_with_cap(name, cip_port, None)
+}
+
+/// Like [`shipped_config`], with CAP on `cap_port` when given.
+fn shipped_config_with_cap(name: &str, cip_port: u16, cap_port: Option<u16>) -> std::path::PathBuf {
     let up = upstream();
     let dir = std::env::temp_dir().join(format!("calgate-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -78,7 +83,19 @@ fn shipped_config(name: &str, cip_port: u16) -> std::path::PathBuf {
             "principal_template = \"/dav/principals/user/{user}/\"",
             &format!("principal_template = \"{}\"", up.principal_template),
         )
-        .replacen("enabled = true", "enabled = false", 1)
+        .replace(
+            "listen = \"127.0.0.1:5229\"",
+            &format!("listen = \"127.0.0.1:{}\"", cap_port.unwrap_or(5229)),
+        )
+        .replacen(
+            "enabled = true",
+            if cap_port.is_some() {
+                "enabled = true"
+            } else {
+                "enabled = false"
+            },
+            1,
+        )
         .replace(
             "listen = \"127.0.0.1:5230\"",
             &format!("listen = \"127.0.0.1:{cip_port}\""),
@@ -142,16 +159,20 @@ fn probe_reports_what_the_upstream_supports() {
 }
 
 /// `calgate run` (what scripts/demo starts) with the shipped gateway.toml: it serves CIP against
-/// the real upstream, and on SIGTERM tells the idle session and exits 0.
+/// the real upstream, and on SIGTERM tells the idle sessions (CIP and CAP) and exits 0.
 #[test]
 fn run_serves_cip_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader, Write};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = shipped_config("run", port);
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let port = free_port();
+    let cap_port = free_port();
+    let cfg = shipped_config_with_cap("run", port, Some(cap_port));
     let mut child = calgate()
         .args(["run", "--config"])
         .arg(&cfg)
@@ -182,12 +203,37 @@ fn run_serves_cip_and_stops_on_sigterm() {
         .write_all(b"AUTHENTICATE LOGIN alice alicepw\r\n")
         .unwrap();
     assert_eq!(line(), "OK 000 Logged in as alice@example.com");
+    // The CAP listener of the same process, as configured by the shipped file.
+    let cap = std::net::TcpStream::connect(("127.0.0.1", cap_port)).expect("CAP listens");
+    cap.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut cap_reader = BufReader::new(cap.try_clone().unwrap());
+    let mut cap_writer = cap;
+    let mut cap_line = || {
+        let mut l = String::new();
+        cap_reader.read_line(&mut l).unwrap();
+        l.trim_end().to_owned()
+    };
+    assert_eq!(cap_line(), "2.0", "CAP greeting");
+    while cap_line() != "AUTOLOGOUTTIME=900" {}
+    assert_eq!(cap_line(), ".");
+    cap_writer
+        .write_all(b"AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=\r\n")
+        .unwrap();
+    assert_eq!(cap_line(), "2.0");
+    assert_eq!(cap_line(), ".");
+    assert_eq!(cap_line(), "IDENTITY=alice@example.com");
+    while cap_line() != "." {}
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     assert_eq!(line(), "NO 000 Server shutting down");
+    assert_eq!(
+        cap_line(),
+        "10.2 ; The gateway is shutting down; reconnect later"
+    );
     assert_eq!(line(), "", "closed after the notice");
     let status = child.wait().unwrap();
     assert!(

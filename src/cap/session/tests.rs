@@ -553,3 +553,46 @@ fn shutdown_reply() {
         "10.2 ; The gateway is shutting down; reconnect later"
     );
 }
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    /// No input sequence, with logins failing and latencies running out along the way,
+    /// panics the session.
+    #[test]
+    fn never_panics(frames in proptest::collection::vec(
+        proptest::prop_oneof![
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)
+                .prop_map(Frame::Line),
+            proptest::sample::select(vec![
+                "AUTHENTICATE PLAIN", "AUTHENTICATE ANONYMOUS =", "SENDDATA 1", "ABORT",
+                "CONTINUE 2", "STARTTLS", "NOOP", "CAPABILITY", "GENERATEUID 3", ".", "*",
+                "AGFsaWNlAHB3", "IDENTIFY a@b", "10 SENDDATA", "DISCONNECT",
+            ]).prop_map(|s| Frame::Line(s.as_bytes().to_vec())),
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)
+                .prop_map(Frame::Block),
+            proptest::strategy::Just(Frame::BlockTooLarge),
+            proptest::strategy::Just(Frame::LineTooLong),
+        ],
+        0..30,
+    )) {
+        let mut s = session();
+        for f in frames {
+            let actions = s.handle(Input::Frame(f));
+            for a in &actions {
+                match a {
+                    Action::Run(Work::Login { .. }) => {
+                        s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
+                    }
+                    Action::StartTls(_) => {
+                        s.handle(Input::TlsEstablished);
+                    }
+                    _ => {}
+                }
+            }
+            if s.in_receive_wait() {
+                s.handle(Input::LatencyExpired);
+            }
+        }
+    }
+}
