@@ -170,15 +170,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             )),
             _ => None,
         };
-        let addr = config.cap.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                protocol: "CAP",
-                addr,
-                source,
-            })?;
-        let bound = listener.local_addr().unwrap_or(addr);
+        let (listener, bound) = bind("CAP", config.cap.listen).await?;
         if tls.is_none() && !bound.ip().is_loopback() {
             tracing::warn!(
                 listen = %bound,
@@ -201,15 +193,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ));
     }
     if config.cip.enabled {
-        let addr = config.cip.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                protocol: "CIP",
-                addr,
-                source,
-            })?;
-        let bound = listener.local_addr().unwrap_or(addr);
+        let (listener, bound) = bind("CIP", config.cip.listen).await?;
         if !bound.ip().is_loopback() {
             tracing::warn!(
                 listen = %bound,
@@ -237,6 +221,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         tracker,
     })
+}
+
+/// Binds a listener; returns it with the address it really got (port 0 → an ephemeral port).
+async fn bind(
+    protocol: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            protocol,
+            addr,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    Ok((listener, bound))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -294,6 +294,11 @@ async fn t063_compat_draft_examples() {
 
 // ---- STARTTLS (cap-04 §7.1.10) ----
 
+/// A plain TCP connection to the gateway, buffered for line reads.
+async fn connect(addr: SocketAddr) -> BufReader<tokio::net::TcpStream> {
+    BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap())
+}
+
 /// Reads lines from `r` until a reply's final `.` (two-dot form), returning them.
 async fn reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Vec<String> {
     let mut lines = Vec::new();
@@ -343,7 +348,7 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
 async fn starttls(
     addr: SocketAddr,
 ) -> BufReader<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let mut tcp = connect(addr).await;
     let greeting = reply(&mut tcp).await;
     assert!(greeting.contains(&"X-CALGATE-STARTTLS=1".to_owned()));
     tcp.get_mut().write_all(b"STARTTLS\r\n").await.unwrap();
@@ -398,7 +403,7 @@ async fn starttls_twice_closes() {
 /// run, neither before nor after the handshake. The gateway drops the connection.
 #[tokio::test]
 async fn starttls_injection_is_dropped() {
-    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(gateway()).await.unwrap());
+    let mut tcp = connect(gateway()).await;
     reply(&mut tcp).await;
     tcp.get_mut()
         .write_all(b"STARTTLS\r\nAUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=\r\n")
@@ -417,7 +422,7 @@ async fn passwords_need_tls_when_plaintext_is_off() {
     c.auth.plaintext_passwords = calgate::config::PlaintextPolicy::Never;
     let gw = start_gateway(c).await;
     let addr = gw.cap_addr.unwrap();
-    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let mut tcp = connect(addr).await;
     let greeting = reply(&mut tcp).await;
     assert!(!greeting.contains(&"AUTH=PLAIN".to_owned()));
     send(tcp.get_mut(), "AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=").await;
@@ -435,11 +440,7 @@ async fn starttls_not_configured_is_6_5() {
     c.cap.tls_cert = None;
     c.cap.tls_key = None;
     let gw = start_gateway(c).await;
-    let mut tcp = BufReader::new(
-        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
-            .await
-            .unwrap(),
-    );
+    let mut tcp = connect(gw.cap_addr.unwrap()).await;
     let greeting = reply(&mut tcp).await;
     assert!(!greeting.iter().any(|l| l.starts_with("X-CALGATE-STARTTLS")));
     send(tcp.get_mut(), "STARTTLS").await;
@@ -457,9 +458,9 @@ async fn connection_limit_is_8_1() {
     c.limits.max_connections = 1;
     let gw = start_gateway(c).await;
     let addr = gw.cap_addr.unwrap();
-    let mut first = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let mut first = connect(addr).await;
     assert_eq!(reply(&mut first).await[0], "2.0");
-    let mut second = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let mut second = connect(addr).await;
     assert_eq!(
         reply(&mut second).await,
         ["8.1 ; Too many connections, try again later", ".", "."]
@@ -476,11 +477,7 @@ async fn connection_limit_is_8_1() {
 #[tokio::test]
 async fn shutdown_is_10_2() {
     let gw = start_gateway(cap_config()).await;
-    let mut tcp = BufReader::new(
-        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
-            .await
-            .unwrap(),
-    );
+    let mut tcp = connect(gw.cap_addr.unwrap()).await;
     reply(&mut tcp).await;
     gw.shutdown(Duration::from_secs(5)).await;
     assert_eq!(
@@ -499,11 +496,7 @@ async fn preauth_idle_limit_drops_the_connection() {
     let mut c = cap_config();
     c.limits.preauth_timeout_secs = 1;
     let gw = start_gateway(c).await;
-    let mut tcp = BufReader::new(
-        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
-            .await
-            .unwrap(),
-    );
+    let mut tcp = connect(gw.cap_addr.unwrap()).await;
     reply(&mut tcp).await;
     assert_eq!(
         read_line(&mut tcp).await,
@@ -518,11 +511,7 @@ async fn autologout_applies_after_login() {
     c.limits.preauth_timeout_secs = 60;
     c.limits.idle_timeout_secs = 1;
     let gw = start_gateway(c).await;
-    let mut tcp = BufReader::new(
-        tokio::net::TcpStream::connect(gw.cap_addr.unwrap())
-            .await
-            .unwrap(),
-    );
+    let mut tcp = connect(gw.cap_addr.unwrap()).await;
     reply(&mut tcp).await;
     send(tcp.get_mut(), "AUTHENTICATE ANONYMOUS =").await;
     let ok = reply(&mut tcp).await;

@@ -824,30 +824,8 @@ fn base64_decode(raw: &[u8], first_line: usize, quirks: &mut Quirks) -> Result<V
     Ok(out)
 }
 
-/// windows-1252 code points for 0x80–0x9F (the five undefined ones map to the C1 control of
-/// the same value, as WHATWG's decoder does).
-const CP1252_HIGH: [char; 32] = [
-    '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
-    '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}',
-    '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
-    '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
-];
-
 fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
-}
-
-fn windows1252(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| match b {
-            0x80..=0x9F => CP1252_HIGH
-                .get(usize::from(b - 0x80))
-                .copied()
-                .unwrap_or(char::REPLACEMENT_CHARACTER),
-            _ => char::from(b),
-        })
-        .collect()
 }
 
 /// Bytes to text in `charset`; `locate` turns a 1-based line of `bytes` into a [`LineRef`].
@@ -878,7 +856,7 @@ fn decode_charset(
             }
         },
         Charset::Latin1 => latin1(bytes),
-        Charset::Windows1252 => windows1252(bytes),
+        Charset::Windows1252 => crate::ical::vcal10::decode_cp1252(bytes),
     })
 }
 

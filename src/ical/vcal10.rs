@@ -909,7 +909,8 @@ const CP1252_HIGH: [char; 32] = [
     '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
 ];
 
-fn decode_cp1252(bytes: &[u8]) -> String {
+/// Windows-1252 bytes as text (0x80–0x9F per the code page, the rest as Latin-1).
+pub(crate) fn decode_cp1252(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|&b| match b {

@@ -310,16 +310,7 @@ impl CuttableProxy {
     /// Like [`CuttableProxy::start`], but the proxy cuts itself when the client sends the
     /// `n`-th request starting with `method` (that request never reaches the upstream).
     pub async fn start_cutting_at(rule: Option<(&'static str, usize)>) -> CuttableProxy {
-        let target: std::net::SocketAddr = {
-            let url = reqwest::Url::parse(&upstream().url).expect("upstream url");
-            format!(
-                "{}:{}",
-                url.host_str().unwrap(),
-                url.port_or_known_default().unwrap()
-            )
-            .parse()
-            .expect("socket address")
-        };
+        let target = upstream_socket();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = tokio_util::sync::CancellationToken::new();
