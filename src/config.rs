@@ -327,6 +327,10 @@ pub struct AuthConfig {
     /// Gateway-local accounts for peer servers (CIP server-to-server logins).
     #[serde(default)]
     pub peers: Vec<PeerAccount>,
+    /// Gateway-local accounts for CAP SCRAM-SHA-256 logins; each names the upstream password
+    /// the gateway then uses. Empty: SCRAM-SHA-256 is not offered.
+    #[serde(default)]
+    pub local_accounts: Vec<LocalAccount>,
     /// Pause before answering a failed login, in milliseconds; it doubles with each further
     /// failure on the connection, up to 15 seconds.
     #[serde(default = "d_failure_delay_ms")]
@@ -343,6 +347,7 @@ impl Default for AuthConfig {
             mode: AuthMode::PassThrough,
             plaintext_passwords: PlaintextPolicy::Loopback,
             peers: Vec::new(),
+            local_accounts: Vec::new(),
             failure_delay_ms: d_failure_delay_ms(),
         }
     }
@@ -378,6 +383,20 @@ pub struct PeerAccount {
     pub id: String,
     /// Its shared secret (never logged).
     pub password: Secret<String>,
+}
+
+/// `[[auth.local_accounts]]`: a gateway-local account for CAP SCRAM-SHA-256. SCRAM never
+/// reveals the password, so the account says which upstream password the gateway acts with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAccount {
+    /// The SCRAM user name (`alice`; `alice@<upstream.domain>` is accepted at login too) and
+    /// the upstream user the gateway acts as.
+    pub user: String,
+    /// The SCRAM-SHA-256 verifier in the RFC 5803 form (`calgate scram-hash` prints it).
+    pub scram_sha256: Secret<String>,
+    /// The upstream password for `user` (never logged).
+    pub upstream_password: Secret<String>,
 }
 
 /// `[limits]`
@@ -562,6 +581,31 @@ impl Config {
                     &format!("auth.peers[{i}].password"),
                     "must be at least 8 characters",
                 ));
+            }
+        }
+        let mut users = std::collections::HashSet::new();
+        for (i, a) in self.auth.local_accounts.iter().enumerate() {
+            let key = |field: &str| format!("auth.local_accounts[{i}].{field}");
+            if a.user.is_empty()
+                || a.user
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '=')
+            {
+                return Err(invalid(
+                    &key("user"),
+                    format!("{:?} is not a user name (no spaces, ',' or '=')", a.user),
+                ));
+            }
+            if !users.insert(a.user.as_str()) {
+                return Err(invalid(
+                    &key("user"),
+                    format!("{:?} is listed more than once", a.user),
+                ));
+            }
+            crate::cap::scram::StoredKeys::parse(a.scram_sha256.expose())
+                .map_err(|e| invalid(&key("scram_sha256"), e))?;
+            if a.upstream_password.expose().is_empty() {
+                return Err(invalid(&key("upstream_password"), "must not be empty"));
             }
         }
         let l = &self.limits;
@@ -777,6 +821,69 @@ domain = "example.com"
         .unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("s3cret-value") && !dbg.contains("peer-secret-1"));
+    }
+
+    /// The RFC 7677 §3 verifier ("pencil").
+    const PENCIL: &str = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+
+    fn local_account(user: &str, hash: &str) -> String {
+        format!(
+            "[[auth.local_accounts]]\nuser = \"{user}\"\nscram_sha256 = \"{hash}\"\n\
+             upstream_password = \"alicepw-upstream\"\n"
+        )
+    }
+
+    #[test]
+    fn local_accounts() {
+        let c = parse(&format!("{MINIMAL}{}", local_account("alice", PENCIL))).unwrap();
+        assert_eq!(c.auth.local_accounts.len(), 1);
+        assert_eq!(c.auth.local_accounts[0].user, "alice");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("alicepw-upstream") && !dbg.contains("WG5d8oPm"));
+        assert!(parse(MINIMAL).unwrap().auth.local_accounts.is_empty());
+
+        let cases = [
+            (
+                local_account("alice", &PENCIL.replace("$4096:", "$1024:")),
+                "auth.local_accounts[0].scram_sha256",
+            ),
+            (
+                local_account("alice", "pencil"),
+                "auth.local_accounts[0].scram_sha256",
+            ),
+            (
+                local_account(
+                    "alice",
+                    &PENCIL.replace("W22ZaJ0SNY7soEsUEjb6gQ==", "c2FsdA=="),
+                ),
+                "auth.local_accounts[0].scram_sha256",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    local_account("alice", PENCIL),
+                    local_account("alice", PENCIL)
+                ),
+                "auth.local_accounts[1].user",
+            ),
+            (
+                local_account("al ice", PENCIL),
+                "auth.local_accounts[0].user",
+            ),
+            (
+                local_account("alice", PENCIL).replace("alicepw-upstream", ""),
+                "auth.local_accounts[0].upstream_password",
+            ),
+        ];
+        for (extra, key) in cases {
+            let e = err_text(&format!("{MINIMAL}{extra}"));
+            assert!(e.contains(key), "error {e:?} should name {key}");
+        }
+        let e = err_text(&format!(
+            "{MINIMAL}{}password = \"x\"\n",
+            local_account("alice", PENCIL)
+        ));
+        assert!(e.contains("password"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The `calgate` command: run the gateway, check a configuration, probe the upstream, make a
-//! self-signed certificate for STARTTLS.
+//! self-signed certificate for STARTTLS, hash a password for a SCRAM local account.
 
 use calgate::caldav::{CaldavClient, Credentials, Discovery};
 use calgate::config::Config;
@@ -81,6 +81,17 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print the SCRAM-SHA-256 verifier (RFC 5803 form) of a password, for the `scram_sha256`
+    /// key of `[[auth.local_accounts]]`. The password is read from standard input (one line)
+    /// or from --password-file (first line); a fresh random salt is used each time.
+    ScramHash {
+        /// PBKDF2 iterations (at least 4096).
+        #[arg(long, default_value_t = calgate::cap::scram::MIN_ITERATIONS)]
+        iterations: u32,
+        /// Read the password from this file (first line) instead of standard input.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -114,6 +125,44 @@ fn read_password(user: &str, file: Option<&PathBuf>) -> Result<String, String> {
         .read_line(&mut line)
         .map_err(|e| format!("cannot read the password: {e}"))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `calgate scram-hash`: prints the RFC 5803 verifier of the password read.
+fn scram_hash(iterations: u32, password_file: Option<&PathBuf>) -> ExitCode {
+    let password = match password_file {
+        Some(f) => std::fs::read_to_string(f)
+            .map(|t| t.lines().next().unwrap_or("").to_owned())
+            .map_err(|e| format!("{}: {e}", f.display())),
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprint!("Password (input is shown): ");
+                let _ = std::io::stderr().flush();
+            }
+            let mut line = String::new();
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map(|_| line.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|e| format!("cannot read the password: {e}"))
+        }
+    };
+    let keys = password.and_then(|p| {
+        if p.is_empty() {
+            return Err("the password is empty".to_owned());
+        }
+        calgate::cap::scram::StoredKeys::generate(p.as_bytes(), iterations)
+    });
+    match keys {
+        Ok(k) => {
+            println!("{}", k.encode());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("calgate: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Loads a configuration or says why not (exit code 2).
@@ -201,6 +250,10 @@ fn main() -> ExitCode {
             key,
             force,
         } => gen_cert(names, days, &cert, &key, force),
+        Command::ScramHash {
+            iterations,
+            password_file,
+        } => scram_hash(iterations, password_file.as_ref()),
         Command::CheckConfig { file } => match load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

@@ -518,3 +518,215 @@ async fn autologout_applies_after_login() {
     assert!(ok.contains(&"AUTOLOGOUTTIME=1".to_owned()));
     assert_eq!(read_line(&mut tcp).await, None, "AUTOLOGOUTTIME elapsed");
 }
+
+// ---- SCRAM-SHA-256 for gateway-local accounts ----
+
+/// A SCRAM-SHA-256 client (RFC 5802 §3) on ring, independent of the gateway's code but for
+/// base64.
+struct ScramClient {
+    first_bare: String,
+    password: String,
+    nonce: String,
+    server_signature: Vec<u8>,
+}
+
+impl ScramClient {
+    fn new(user: &str, password: &str) -> ScramClient {
+        use ring::rand::SecureRandom;
+        let mut raw = [0u8; 18];
+        ring::rand::SystemRandom::new().fill(&mut raw).unwrap();
+        let nonce = b64(&raw);
+        ScramClient {
+            first_bare: format!("n={user},r={nonce}"),
+            password: password.to_owned(),
+            nonce,
+            server_signature: Vec::new(),
+        }
+    }
+
+    fn first(&self) -> String {
+        b64(format!("n,,{}", self.first_bare).as_bytes())
+    }
+
+    fn final_message(&mut self, server_first_b64: &str) -> String {
+        use ring::{digest, hmac, pbkdf2};
+        let server_first = String::from_utf8(unb64(server_first_b64)).unwrap();
+        let attr = |k: &str| {
+            server_first
+                .split(',')
+                .find_map(|p| p.strip_prefix(k))
+                .unwrap_or_else(|| panic!("{k} in {server_first}"))
+                .to_owned()
+        };
+        let nonce = attr("r=");
+        assert!(nonce.starts_with(&self.nonce) && nonce.len() > self.nonce.len());
+        let salt = unb64(&attr("s="));
+        let iterations: u32 = attr("i=").parse().unwrap();
+        let mut salted = [0u8; 32];
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            std::num::NonZeroU32::new(iterations).unwrap(),
+            &salt,
+            self.password.as_bytes(),
+            &mut salted,
+        );
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+        let client_key = hmac::sign(&key, b"Client Key");
+        let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
+        let server_key = hmac::sign(&key, b"Server Key");
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
+        let client_signature = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref()),
+            auth_message.as_bytes(),
+        );
+        let proof: Vec<u8> = client_key
+            .as_ref()
+            .iter()
+            .zip(client_signature.as_ref())
+            .map(|(k, s)| k ^ s)
+            .collect();
+        self.server_signature = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, server_key.as_ref()),
+            auth_message.as_bytes(),
+        )
+        .as_ref()
+        .to_vec();
+        b64(format!("{without_proof},p={}", b64(&proof)).as_bytes())
+    }
+
+    fn verify_server_final(&self, server_final_b64: &str) {
+        let text = String::from_utf8(unb64(server_final_b64)).unwrap();
+        let v = text.strip_prefix("v=").unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(unb64(v), self.server_signature, "the server proved the key");
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    calgate::cap::scram::base64_encode(bytes)
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    calgate::cap::scram::base64_decode(text).unwrap_or_else(|| panic!("base64: {text:?}"))
+}
+
+/// A gateway with local accounts: alice (SCRAM password "s3cret-local", the real upstream
+/// password) and bob (an upstream password the upstream refuses).
+fn scram_gateway() -> SocketAddr {
+    use calgate::cap::scram::StoredKeys;
+    use calgate::config::LocalAccount;
+    static GW: OnceLock<calgate::server::Running> = OnceLock::new();
+    GW.get_or_init(|| {
+        let mut c = cap_config();
+        for (user, scram, upstream) in [
+            ("alice", "s3cret-local", "alicepw"),
+            ("bob", "bob-local", "not-bobs"),
+        ] {
+            c.auth.local_accounts.push(LocalAccount {
+                user: user.into(),
+                scram_sha256: calgate::secret::Secret::new(
+                    StoredKeys::generate(scram.as_bytes(), 4096)
+                        .unwrap()
+                        .encode(),
+                ),
+                upstream_password: calgate::secret::Secret::new(upstream.into()),
+            });
+        }
+        spawn_gateway(c)
+    })
+    .cap_addr
+    .expect("CAP enabled")
+}
+
+#[tokio::test]
+async fn scram_sha256_local_account_logs_in_upstream() {
+    let mut s = connect(scram_gateway()).await;
+    let greeting = reply(&mut s).await;
+    assert!(
+        greeting.contains(&"AUTH=SCRAM-SHA-256".to_owned()),
+        "{greeting:?}"
+    );
+    let mut client = ScramClient::new("alice", "s3cret-local");
+    send(
+        s.get_mut(),
+        &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
+    )
+    .await;
+    let server_first = read_line(&mut s).await.unwrap();
+    send(s.get_mut(), &client.final_message(&server_first)).await;
+    let server_final = read_line(&mut s).await.unwrap();
+    client.verify_server_final(&server_final);
+    send(s.get_mut(), "").await;
+    let ok = reply(&mut s).await;
+    assert_eq!(
+        ok[..3],
+        ["2.0", ".", "IDENTITY=alice@example.com"],
+        "{ok:?}"
+    );
+    // The session acts upstream as alice.
+    send(s.get_mut(), "CALIDEXPAND alice").await;
+    let expanded = reply(&mut s).await;
+    assert!(expanded[0].starts_with("2.0"), "{expanded:?}");
+    send(s.get_mut(), "DISCONNECT").await;
+    assert_eq!(reply(&mut s).await, ["2.0", ".", "."]);
+}
+
+#[tokio::test]
+async fn scram_sha256_after_a_prompt_with_a_domain() {
+    let mut s = connect(scram_gateway()).await;
+    reply(&mut s).await;
+    let mut client = ScramClient::new("alice@example.com", "s3cret-local");
+    send(s.get_mut(), "AUTHENTICATE SCRAM-SHA-256").await;
+    assert_eq!(read_line(&mut s).await.as_deref(), Some("+"));
+    send(s.get_mut(), &client.first()).await;
+    let server_first = read_line(&mut s).await.unwrap();
+    send(s.get_mut(), &client.final_message(&server_first)).await;
+    client.verify_server_final(&read_line(&mut s).await.unwrap());
+    send(s.get_mut(), "=").await;
+    assert_eq!(
+        reply(&mut s).await[..3],
+        ["2.0", ".", "IDENTITY=alice@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn scram_sha256_failures() {
+    // Wrong SCRAM password, unknown user, and an account whose upstream password is refused:
+    // the same answer.
+    for (user, password) in [
+        ("alice", "wrong"),
+        ("mallory", "s3cret-local"),
+        ("bob", "bob-local"),
+    ] {
+        let mut s = connect(scram_gateway()).await;
+        reply(&mut s).await;
+        let mut client = ScramClient::new(user, password);
+        send(
+            s.get_mut(),
+            &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
+        )
+        .await;
+        let server_first = read_line(&mut s).await.unwrap();
+        send(s.get_mut(), &client.final_message(&server_first)).await;
+        if user == "bob" {
+            // The proof was right: the server signs, then the upstream refuses.
+            client.verify_server_final(&read_line(&mut s).await.unwrap());
+            send(s.get_mut(), "").await;
+        }
+        assert_eq!(read_line(&mut s).await.as_deref(), Some("."), "{user}");
+        assert_eq!(
+            reply(&mut s).await,
+            ["6.0 ; Authentication failed", ".", "."],
+            "{user}"
+        );
+    }
+    // Without local accounts SCRAM is neither offered nor accepted.
+    let mut s = connect(gateway()).await;
+    assert!(
+        !reply(&mut s)
+            .await
+            .contains(&"AUTH=SCRAM-SHA-256".to_owned())
+    );
+    send(s.get_mut(), "AUTHENTICATE SCRAM-SHA-256").await;
+    assert!(reply(&mut s).await[0].starts_with("6.3 ; "));
+}

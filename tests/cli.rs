@@ -368,3 +368,80 @@ fn gen_cert_refuses_to_overwrite_without_force() {
     assert!(err.contains("cannot generate certificate"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn scram_hash_prints_a_verifier_check_config_accepts() {
+    use calgate::cap::scram::StoredKeys;
+    use std::io::Write;
+    let hash = |args: &[&str], stdin: &str| {
+        let mut child = calgate()
+            .arg("scram-hash")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = hash(&[], "s3cret-local\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let keys = StoredKeys::parse(&line).unwrap();
+    assert_eq!(keys.iterations, 4096);
+    assert_eq!(keys.salt.len(), 16);
+    assert_eq!(StoredKeys::derive(b"s3cret-local", &keys.salt, 4096), keys);
+    // A fresh salt every time.
+    let again = String::from_utf8(hash(&[], "s3cret-local\n").stdout).unwrap();
+    assert_ne!(again.trim(), line);
+
+    let dir = std::env::temp_dir().join(format!("calgate-cli-scram-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "from-a-file\nignored\n").unwrap();
+    let out = hash(
+        &[
+            "--iterations",
+            "5000",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success());
+    let keys = StoredKeys::parse(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!(StoredKeys::derive(b"from-a-file", &keys.salt, 5000), keys);
+
+    let out = hash(&["--iterations", "1000"], "pw\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4096"));
+    let out = hash(&[], "\n");
+    assert_eq!(out.status.code(), Some(2));
+
+    let config = dir.join("scram.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nurl = \"http://h/\"\ndomain = \"example.com\"\n\
+             [[auth.local_accounts]]\nuser = \"alice\"\nscram_sha256 = \"{line}\"\n\
+             upstream_password = \"alicepw\"\n"
+        ),
+    )
+    .unwrap();
+    let out = calgate().arg("check-config").arg(&config).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -2,14 +2,18 @@
 //! (cap-04 §7.1.5 table, spec §4): `NAME=VALUE`, one per line, AUTH repeated per mechanism.
 //!
 //! They depend on the state: password mechanisms are offered only where a password may be
-//! sent (TLS, or plaintext allowed by `auth.plaintext_passwords`), STARTTLS is hinted while it
-//! is available, and IDENTITY appears once a session has one.
+//! sent (TLS, or plaintext allowed by `auth.plaintext_passwords`), SCRAM-SHA-256 wherever
+//! gateway-local accounts exist (it sends no password), STARTTLS is hinted while it is
+//! available, and IDENTITY appears once a session has one.
 
 /// What the capability list depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapabilityContext {
     /// Whether PLAIN may be used on this connection now.
     pub passwords_allowed: bool,
+    /// Whether SCRAM-SHA-256 is offered (gateway-local accounts are configured). SCRAM sends
+    /// no password, so it is offered with or without TLS.
+    pub scram_available: bool,
     /// Whether STARTTLS can still be used (configured, not yet done).
     pub starttls_available: bool,
     /// The session identity (`alice@example.com`, `@` for anonymous), once authenticated.
@@ -38,6 +42,9 @@ pub fn lines(ctx: &CapabilityContext) -> Vec<String> {
     out.push("CAPVERSION=1.0".into());
     out.push("ITIPVERSION=1.0".into());
     out.push("AUTH=ANONYMOUS".into());
+    if ctx.scram_available {
+        out.push("AUTH=SCRAM-SHA-256".into());
+    }
     if ctx.passwords_allowed {
         out.push("AUTH=PLAIN".into());
     }
@@ -67,6 +74,7 @@ mod tests {
     fn ctx() -> CapabilityContext {
         CapabilityContext {
             passwords_allowed: false,
+            scram_available: false,
             starttls_available: true,
             identity: None,
             max_object_size: 1024,
@@ -80,6 +88,16 @@ mod tests {
         let mut c = ctx();
         c.passwords_allowed = true;
         assert!(lines(&c).contains(&"AUTH=PLAIN".to_owned()));
+    }
+
+    #[test]
+    fn scram_whenever_accounts_exist() {
+        assert!(!lines(&ctx()).contains(&"AUTH=SCRAM-SHA-256".to_owned()));
+        let mut c = ctx();
+        c.scram_available = true;
+        let l = lines(&c);
+        assert!(l.contains(&"AUTH=SCRAM-SHA-256".to_owned()));
+        assert!(!l.contains(&"AUTH=PLAIN".to_owned()));
     }
 
     #[test]

@@ -86,13 +86,20 @@ fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
 /// Serves one CAP connection until it ends.
 pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
     let cfg = &ctx.config;
-    let sasl = match super::sasl::Sasl::new() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "CAP connection refused: SASL unavailable");
-            return;
-        }
-    };
+    let accounts: Result<Vec<_>, String> = cfg
+        .auth
+        .local_accounts
+        .iter()
+        .map(super::sasl::ScramAccount::from_config)
+        .collect();
+    let sasl =
+        match accounts.and_then(|a| super::sasl::Sasl::new(Arc::from(a), &cfg.upstream.domain)) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "CAP connection refused: SASL unavailable");
+                return;
+            }
+        };
     let mut session = Session::new(
         SessionConfig {
             plaintext_allowed: ctx.passwords_allowed,

@@ -8,4 +8,5 @@ pub mod mime;
 pub mod payload;
 pub mod reply;
 pub mod sasl;
+pub mod scram;
 pub mod session;

@@ -173,6 +173,11 @@ enum State {
         exchange: Box<Exchange>,
         challenged: bool,
     },
+    /// The server's final SASL data (SCRAM server-final) was sent; the client's empty
+    /// response is awaited before the result (RFC 4422 §5).
+    SaslFinal {
+        captured: Captured,
+    },
     TlsHandshake,
     Identified,
     Busy(BusyWith),
@@ -259,6 +264,7 @@ impl Session {
     fn capabilities(&self) -> Vec<String> {
         capability::lines(&CapabilityContext {
             passwords_allowed: self.passwords_allowed(),
+            scram_available: self.sasl.scram_available(),
             starttls_available: self.config.tls_available
                 && !self.tls_active
                 && self.identity.is_none()
@@ -296,6 +302,7 @@ impl Session {
                 },
                 Input::Frame(f),
             ) => self.sasl_frame(exchange, challenged, f),
+            (State::SaslFinal { captured }, Input::Frame(f)) => self.sasl_final_frame(captured, f),
             (State::ReceiveData { latency }, Input::Frame(f)) => self.payload(latency, f),
             (State::ReceiveWait { cmdid, pending }, Input::Frame(f)) => {
                 self.state = State::ReceiveWait { cmdid, pending };
@@ -474,13 +481,22 @@ impl Session {
             return self.terminate("a second AUTHENTICATE");
         }
         // The drafts' examples write DIGEST_MD5; the registry name is DIGEST-MD5 (spec §1.5 #10).
-        let Some(mech) = Mechanism::from_name(mechanism) else {
+        let mech = Mechanism::from_name(mechanism)
+            .filter(|m| *m != Mechanism::ScramSha256 || self.sasl.scram_available());
+        let Some(mech) = mech else {
+            let scram = if self.sasl.scram_available() {
+                "SCRAM-SHA-256, "
+            } else {
+                ""
+            };
             return self.send(Reply::new(code::AUTH_MECHANISM).text(format!(
                 "Mechanism {mechanism} is not supported; use {}",
                 if self.passwords_allowed() {
-                    "PLAIN or ANONYMOUS"
+                    format!("{scram}PLAIN or ANONYMOUS")
+                } else if scram.is_empty() {
+                    "ANONYMOUS, or STARTTLS then PLAIN".to_owned()
                 } else {
-                    "ANONYMOUS, or STARTTLS then PLAIN"
+                    "SCRAM-SHA-256 or ANONYMOUS, or STARTTLS then PLAIN".to_owned()
                 }
             )));
         };
@@ -535,6 +551,28 @@ impl Session {
         self.sasl_step(exchange, challenged, step)
     }
 
+    /// The client's answer to the server's final SASL data: empty (or `=`) to finish.
+    fn sasl_final_frame(&mut self, captured: Captured, frame: Frame) -> Vec<Action> {
+        let line = match frame {
+            Frame::Line(l) => String::from_utf8_lossy(&l).trim().to_owned(),
+            _ => return self.auth_failed(true, code::AUTH_FAILED, "Response line too long"),
+        };
+        match line.as_str() {
+            "" | "=" => self.sasl_captured(captured, true),
+            "." | "*" => {
+                self.state = State::Connected;
+                self.send(
+                    Reply::new(code::AUTH_CANCELLED).text("Authentication cancelled by the client"),
+                )
+            }
+            _ => self.auth_failed(
+                true,
+                code::AUTH_FAILED,
+                "Authentication failed: expected an empty response to the server's final message",
+            ),
+        }
+    }
+
     fn sasl_step(&mut self, exchange: Box<Exchange>, challenged: bool, step: Step) -> Vec<Action> {
         match step {
             Step::Challenge(c) => {
@@ -549,21 +587,53 @@ impl Session {
                 code::AUTH_FAILED,
                 &format!("Authentication failed: {why}"),
             ),
-            Step::Done(Captured::AuthzidRefused) => self.auth_failed(
+            Step::Final { data, captured } => {
+                self.state = State::SaslFinal { captured };
+                vec![Action::Send(data)]
+            }
+            Step::Refused => {
+                self.auth_failed(challenged, code::AUTH_FAILED, "Authentication failed")
+            }
+            Step::Done(captured) => self.sasl_captured(captured, challenged),
+        }
+    }
+
+    /// What a finished exchange proved: answer, or check it against the upstream.
+    fn sasl_captured(&mut self, captured: Captured, challenged: bool) -> Vec<Action> {
+        match captured {
+            Captured::AuthzidRefused => self.auth_failed(
                 challenged,
                 code::AUTHZ_REFUSED,
                 "SASL authorization identities are not supported; log in, then use IDENTIFY",
             ),
-            Step::Done(Captured::Anonymous { trace }) => {
+            Captured::Anonymous { trace } => {
                 tracing::info!(trace_given = !trace.is_empty(), "CAP anonymous login");
                 self.logged_in(Identity::Anonymous)
             }
-            Step::Done(Captured::Plain { authcid, password }) => {
+            Captured::Plain { authcid, password } => {
                 self.state = State::Busy(BusyWith::Login { challenged });
                 vec![Action::Run(Work::Login {
                     user: authcid,
                     password,
                 })]
+            }
+            Captured::Scram { authcid } => {
+                // The client proved the gateway-local password; the gateway now logs in
+                // upstream with the account's own credentials (the same check as PLAIN).
+                let Some(account) = self.sasl.account(&authcid) else {
+                    return self.auth_failed(
+                        challenged,
+                        code::AUTH_FAILED,
+                        "Authentication failed",
+                    );
+                };
+                tracing::info!(user = %account.user, "CAP SCRAM-SHA-256 proof accepted");
+                let work = Work::Login {
+                    user: account.user.clone(),
+                    password: account.upstream_password.clone(),
+                };
+                self.state = State::Busy(BusyWith::Login { challenged });
+                vec![Action::Run(work)]
             }
         }
     }

@@ -21,7 +21,7 @@ fn config() -> SessionConfig {
 }
 
 fn session_with(config: SessionConfig) -> Session {
-    Session::new(config, Sasl::new().unwrap())
+    Session::new(config, Sasl::without_accounts().unwrap())
 }
 
 fn session() -> Session {
@@ -299,6 +299,149 @@ fn anonymous_with_and_without_initial_response() {
     let l = sent(&line(&mut s, "AUTHENTICATE ANONYMOUS ="));
     assert_eq!(l[0], "2.0");
     assert!(s.is_authenticated());
+}
+
+// ---- SCRAM-SHA-256 (gateway-local accounts) ----
+
+fn scram_session(mut c: SessionConfig) -> Session {
+    c.plaintext_allowed = false;
+    let accounts = vec![super::super::sasl::ScramAccount {
+        user: "alice".into(),
+        keys: super::super::scram::StoredKeys::derive(b"s3cret-local", b"0123456789abcdef", 4096),
+        upstream_password: Secret::new("alicepw-upstream".into()),
+    }];
+    Session::new(c, Sasl::new(accounts.into(), "example.com").unwrap())
+}
+
+use super::super::scram::TestClient;
+
+#[test]
+fn scram_is_offered_only_with_accounts_and_without_tls() {
+    let s = scram_session(config());
+    let g = s.greeting();
+    assert!(g.contains(&"AUTH=SCRAM-SHA-256".to_owned()));
+    assert!(!g.contains(&"AUTH=PLAIN".to_owned()));
+    assert!(
+        !session()
+            .greeting()
+            .contains(&"AUTH=SCRAM-SHA-256".to_owned())
+    );
+    let mut s = session();
+    let a = line(&mut s, "AUTHENTICATE SCRAM-SHA-256");
+    assert!(status(&a).starts_with("6.3 ; "), "{a:?}");
+    assert!(status(&a).ends_with("use PLAIN or ANONYMOUS"), "{a:?}");
+    let mut s = scram_session(config());
+    let a = line(&mut s, "AUTHENTICATE DIGEST-MD5");
+    assert!(status(&a).starts_with("6.3 ; "), "{a:?}");
+    assert!(
+        status(&a).ends_with("use SCRAM-SHA-256 or ANONYMOUS, or STARTTLS then PLAIN"),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn scram_with_initial_response_and_the_extra_final_line() {
+    let mut s = scram_session(config());
+    let mut client = TestClient::new("n,,", "alice", "s3cret-local");
+    let a = line(
+        &mut s,
+        &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
+    );
+    let [Action::Send(server_first)] = a.as_slice() else {
+        panic!("{a:?}")
+    };
+    let a = line(&mut s, &client.final_message(server_first));
+    let [Action::Send(server_final)] = a.as_slice() else {
+        panic!("{a:?}")
+    };
+    assert!(client.server_final_ok(server_final));
+    assert!(s.wants_input(), "the empty response is read");
+    assert!(!format!("{s:?}").contains("alicepw-upstream"));
+    let a = line(&mut s, "");
+    match a.as_slice() {
+        [Action::Run(w @ Work::Login { user, password })] => {
+            assert_eq!(user, "alice");
+            assert_eq!(password.expose(), "alicepw-upstream");
+            assert!(!format!("{w:?}").contains("alicepw-upstream"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!s.wants_input());
+    let l = sent(&s.handle(Input::Done(Done::Login(Ok(alice())))));
+    assert_eq!(l[..3], ["2.0", ".", "IDENTITY=alice@example.com"]);
+    assert!(s.is_authenticated());
+}
+
+#[test]
+fn scram_after_a_prompt_accepts_equals_as_the_empty_response() {
+    let mut s = scram_session(config());
+    let mut client = TestClient::new("n,,", "alice@example.com", "s3cret-local");
+    assert_eq!(sent(&line(&mut s, "AUTHENTICATE SCRAM-SHA-256")), ["+"]);
+    let server_first = sent(&line(&mut s, &client.first())).remove(0);
+    let server_final = sent(&line(&mut s, &client.final_message(&server_first))).remove(0);
+    assert!(client.server_final_ok(&server_final));
+    assert!(matches!(
+        line(&mut s, "=").as_slice(),
+        [Action::Run(Work::Login { user, .. })] if user == "alice"
+    ));
+    // The upstream refusing the account's own password is the usual failure.
+    let a = s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
+    assert_eq!(sent(&a)[..2], [".", "6.0 ; Authentication failed"]);
+}
+
+#[test]
+fn scram_wrong_password_and_unknown_user_fail_alike() {
+    for (user, password) in [("alice", "wrong"), ("mallory", "s3cret-local")] {
+        let mut s = scram_session(config());
+        let mut client = TestClient::new("n,,", user, password);
+        let a = line(
+            &mut s,
+            &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
+        );
+        let server_first = sent(&a).remove(0);
+        let a = line(&mut s, &client.final_message(&server_first));
+        assert!(matches!(a[0], Action::Pause(_)), "{a:?}");
+        assert_eq!(
+            sent(&a),
+            [".", "6.0 ; Authentication failed", ".", "."],
+            "{user}"
+        );
+        assert!(!s.is_authenticated());
+        assert!(closes(&line(&mut s, "AUTHENTICATE SCRAM-SHA-256")));
+    }
+}
+
+#[test]
+fn scram_final_line_must_be_empty() {
+    let run = |answer: &str| {
+        let mut s = scram_session(config());
+        let mut client = TestClient::new("n,,", "alice", "s3cret-local");
+        let a = line(
+            &mut s,
+            &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
+        );
+        let server_first = sent(&a).remove(0);
+        line(&mut s, &client.final_message(&server_first));
+        let a = line(&mut s, answer);
+        (s, a)
+    };
+    let (s, a) = run("dj1mb28=");
+    assert_eq!(sent(&a)[0], ".");
+    assert!(sent(&a)[1].starts_with("6.0 ; Authentication failed: expected an empty"));
+    assert!(!s.is_authenticated());
+    let (_, a) = run("*");
+    assert!(status(&a).starts_with("6.2 ; "));
+    // An authzid other than the user: 6.1 after the exchange.
+    let mut s = scram_session(config());
+    let mut client = TestClient::new("n,a=bob,", "alice", "s3cret-local");
+    let a = line(
+        &mut s,
+        &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
+    );
+    let server_first = sent(&a).remove(0);
+    line(&mut s, &client.final_message(&server_first));
+    let a = line(&mut s, "");
+    assert!(sent(&a)[1].starts_with("6.1 ; "), "{a:?}");
 }
 
 // ---- STARTTLS ----
@@ -592,6 +735,41 @@ proptest::proptest! {
             }
             if s.in_receive_wait() {
                 s.handle(Input::LatencyExpired);
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    /// SCRAM messages built from SCRAM-like pieces (base64 or not) never panic the session
+    /// (rsasl's parser would on some: `Exchange` screens them).
+    #[test]
+    fn scram_never_panics(messages in proptest::collection::vec(
+        (
+            proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "n", "y", "p=tls-unique", "a=", "a", "n=alice", "n=", "r=", "r=abc", "c=biws",
+                    "c=", "p=", "p=AAAA", "s=", "i=4096", "m=x", "x", "", "=", "é",
+                ]),
+                0..8,
+            ),
+            proptest::prelude::any::<bool>(),
+        ),
+        1..5,
+    )) {
+        let mut s = scram_session(config());
+        line(&mut s, "AUTHENTICATE SCRAM-SHA-256");
+        for (parts, encode) in messages {
+            let text = parts.join(",");
+            let frame = if encode {
+                super::super::scram::base64_encode(text.as_bytes())
+            } else {
+                text
+            };
+            for a in line(&mut s, &frame) {
+                if let Action::Run(Work::Login { .. }) = a {
+                    s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
+                }
             }
         }
     }
