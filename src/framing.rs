@@ -49,6 +49,20 @@ pub struct Limits {
     pub bare_lf: bool,
 }
 
+impl Limits {
+    /// The limits of `[limits]` for both listeners: bare LF accepted (telnet, nc and libical
+    /// send it; cip-00 §1.4 and cap-04 §4.3 ask for CRLF), command lines at
+    /// `max_line_bytes`, block lines at `max_data_line_bytes`, blocks at `max_payload_bytes`.
+    pub fn from_config(config: &crate::config::LimitsConfig) -> Limits {
+        Limits {
+            max_line: config.max_line_bytes,
+            max_data_line: config.max_data_line_bytes,
+            max_block: config.max_payload_bytes,
+            bare_lf: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Line,

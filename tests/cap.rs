@@ -521,84 +521,42 @@ async fn autologout_applies_after_login() {
 
 // ---- SCRAM-SHA-256 for gateway-local accounts ----
 
-/// A SCRAM-SHA-256 client (RFC 5802 §3) on ring, independent of the gateway's code but for
-/// base64.
+/// A SCRAM-SHA-256 client: rsasl's client side (RFC 5802 §3), which also checks the server's
+/// signature in the server-final message.
 struct ScramClient {
-    first_bare: String,
-    password: String,
-    nonce: String,
-    server_signature: Vec<u8>,
+    session: rsasl::prelude::Session,
 }
 
 impl ScramClient {
     fn new(user: &str, password: &str) -> ScramClient {
-        use ring::rand::SecureRandom;
-        let mut raw = [0u8; 18];
-        ring::rand::SystemRandom::new().fill(&mut raw).unwrap();
-        let nonce = b64(&raw);
-        ScramClient {
-            first_bare: format!("n={user},r={nonce}"),
-            password: password.to_owned(),
-            nonce,
-            server_signature: Vec::new(),
-        }
+        use rsasl::prelude::{Mechname, SASLClient, SASLConfig};
+        let config = SASLConfig::with_credentials(None, user.into(), password.into()).unwrap();
+        let mech = Mechname::parse(b"SCRAM-SHA-256").unwrap();
+        let session = SASLClient::new(config).start_suggested(&[mech]).unwrap();
+        ScramClient { session }
     }
 
-    fn first(&self) -> String {
-        b64(format!("n,,{}", self.first_bare).as_bytes())
+    /// Runs one client step on `input` (base64) and returns the client's message, base64.
+    fn step(&mut self, input: Option<&str>) -> Result<String, rsasl::prelude::SessionError> {
+        let input = input.map(unb64);
+        let mut out = Vec::new();
+        self.session.step(input.as_deref(), &mut out)?;
+        Ok(b64(&out))
+    }
+
+    fn first(&mut self) -> String {
+        self.step(None).expect("client-first")
     }
 
     fn final_message(&mut self, server_first_b64: &str) -> String {
-        use ring::{digest, hmac, pbkdf2};
-        let server_first = String::from_utf8(unb64(server_first_b64)).unwrap();
-        let attr = |k: &str| {
-            server_first
-                .split(',')
-                .find_map(|p| p.strip_prefix(k))
-                .unwrap_or_else(|| panic!("{k} in {server_first}"))
-                .to_owned()
-        };
-        let nonce = attr("r=");
-        assert!(nonce.starts_with(&self.nonce) && nonce.len() > self.nonce.len());
-        let salt = unb64(&attr("s="));
-        let iterations: u32 = attr("i=").parse().unwrap();
-        let mut salted = [0u8; 32];
-        pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            std::num::NonZeroU32::new(iterations).unwrap(),
-            &salt,
-            self.password.as_bytes(),
-            &mut salted,
-        );
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
-        let client_key = hmac::sign(&key, b"Client Key");
-        let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
-        let server_key = hmac::sign(&key, b"Server Key");
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
-        let client_signature = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref()),
-            auth_message.as_bytes(),
-        );
-        let proof: Vec<u8> = client_key
-            .as_ref()
-            .iter()
-            .zip(client_signature.as_ref())
-            .map(|(k, s)| k ^ s)
-            .collect();
-        self.server_signature = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, server_key.as_ref()),
-            auth_message.as_bytes(),
-        )
-        .as_ref()
-        .to_vec();
-        b64(format!("{without_proof},p={}", b64(&proof)).as_bytes())
+        self.step(Some(server_first_b64)).expect("client-final")
     }
 
-    fn verify_server_final(&self, server_final_b64: &str) {
-        let text = String::from_utf8(unb64(server_final_b64)).unwrap();
-        let v = text.strip_prefix("v=").unwrap_or_else(|| panic!("{text}"));
-        assert_eq!(unb64(v), self.server_signature, "the server proved the key");
+    fn verify_server_final(&mut self, server_final_b64: &str) {
+        assert!(
+            self.step(Some(server_final_b64)).is_ok(),
+            "the server proved the key: {server_final_b64}"
+        );
     }
 }
 

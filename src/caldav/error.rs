@@ -113,6 +113,16 @@ fn idempotent(method: &str) -> bool {
 }
 
 impl CaldavError {
+    /// A whole command (its upstream requests together) ran past `limits.command_timeout_secs`.
+    pub fn command_timeout(timeout: std::time::Duration) -> CaldavError {
+        CaldavError::Transport {
+            kind: TransportKind::Timeout,
+            method: "command".into(),
+            path: String::new(),
+            detail: format!("no result within {} s", timeout.as_secs()),
+        }
+    }
+
     /// The HTTP status, when the upstream answered with one.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -29,24 +29,8 @@ type Conn = Framed<Io, DotCodec>;
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Codec limits for CSTP from the configuration (spec §2.1): bare LF accepted (libical sends
-/// it), 1,000-octet command lines by default, the SENDDATA object capped at MAXICALOBJECTSIZE.
-pub fn limits(config: &crate::config::LimitsConfig) -> Limits {
-    Limits {
-        max_line: config.max_line_bytes,
-        max_data_line: config.max_data_line_bytes,
-        max_block: config.max_payload_bytes,
-        bare_lf: true,
-    }
-}
-
 fn timed_out(work: &Work, timeout: Duration) -> Done {
-    let e = crate::caldav::CaldavError::Transport {
-        kind: crate::caldav::TransportKind::Timeout,
-        method: "command".into(),
-        path: String::new(),
-        detail: format!("no result within {} s", timeout.as_secs()),
-    };
+    let e = crate::caldav::CaldavError::command_timeout(timeout);
     match work {
         Work::Login { .. } => Done::Login(Err(crate::translate::LoginError::Unavailable(e))),
         Work::Identify { .. } => Done::Identify(Err(e.into())),
@@ -117,7 +101,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
         },
         sasl,
     );
-    let limits = limits(&cfg.limits);
+    let limits = Limits::from_config(&cfg.limits);
     let mut framed: Conn = Framed::new(Either::Left(stream), DotCodec::new(limits));
     for line in session.greeting() {
         if framed.feed(line).await.is_err() {

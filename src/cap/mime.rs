@@ -1492,27 +1492,11 @@ mod tests {
 
     // ---- property tests ---------------------------------------------------------------
 
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
     /// Base64 with CRLF every `width` characters (0: one line), padded or not.
     fn b64_encode(bytes: &[u8], width: usize, pad: bool) -> String {
-        let mut chars = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                chunk.get(1).copied().unwrap_or(0),
-                chunk.get(2).copied().unwrap_or(0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            let sextets = [n >> 18, n >> 12, n >> 6, n].map(|s| char::from(B64[(s & 63) as usize]));
-            let used = chunk.len() + 1;
-            for (i, c) in sextets.iter().enumerate() {
-                if i < used {
-                    chars.push(*c);
-                } else if pad {
-                    chars.push('=');
-                }
-            }
+        let mut chars = crate::cap::scram::base64_encode(bytes);
+        if !pad {
+            chars.truncate(chars.trim_end_matches('=').len());
         }
         if width == 0 {
             return chars;

@@ -361,24 +361,22 @@ pub enum Step {
 impl Exchange {
     /// Feeds one client message, base64 as sent (`""` for an empty message).
     pub fn step(&mut self, base64: &str) -> Step {
-        let base64 = base64.trim();
         self.messages += 1;
-        if self.mechanism == Mechanism::ScramSha256 {
-            // rsasl 2.3.1's SCRAM parser indexes attributes without checking their length (a
-            // bare `n` attribute panics): only well-formed messages reach it.
-            let Some(message) = scram::base64_decode(base64) else {
-                return Step::Malformed("the response is not valid base64".into());
-            };
-            if !scram_shape_ok(&message, self.messages == 1) {
-                return Step::Malformed("malformed SCRAM message".into());
-            }
+        let Some(message) = scram::base64_decode(base64.trim()) else {
+            return Step::Malformed("the response is not valid base64".into());
+        };
+        // rsasl 2.3.1's SCRAM parser indexes attributes without checking their length (a bare
+        // `n` attribute panics): only well-formed messages reach it.
+        if self.mechanism == Mechanism::ScramSha256 && !scram_shape_ok(&message, self.messages == 1)
+        {
+            return Step::Malformed("malformed SCRAM message".into());
         }
         let mut out = Vec::new();
-        match self.session.step64(Some(base64.as_bytes()), &mut out) {
-            Ok(State::Running) => Step::Challenge(String::from_utf8_lossy(&out).into_owned()),
+        match self.session.step(Some(&message), &mut out) {
+            Ok(State::Running) => Step::Challenge(scram::base64_encode(&out)),
             Ok(State::Finished(sent)) => match self.session.validation() {
                 Some(captured) if sent == MessageSent::Yes && !out.is_empty() => Step::Final {
-                    data: String::from_utf8_lossy(&out).into_owned(),
+                    data: scram::base64_encode(&out),
                     captured,
                 },
                 Some(c) => Step::Done(c),
@@ -409,7 +407,6 @@ fn scram_shape_ok(message: &[u8], first: bool) -> bool {
 
 fn describe(e: &SessionError) -> String {
     match e {
-        SessionError::Base64 { .. } => "the response is not valid base64".into(),
         SessionError::ValidationError(_) => "the response could not be used".into(),
         other if other.is_mechanism_error() => format!("malformed response ({other})"),
         other => other.to_string(),

@@ -18,24 +18,9 @@ use tokio_util::codec::Framed;
 
 type WorkFuture = Pin<Box<dyn Future<Output = Done> + Send>>;
 
-/// Codec limits for CIP from the configuration (spec §7.3 #21).
-pub fn limits(config: &crate::config::LimitsConfig) -> Limits {
-    Limits {
-        max_line: config.max_line_bytes,
-        max_data_line: config.max_data_line_bytes,
-        max_block: config.max_payload_bytes,
-        bare_lf: true,
-    }
-}
-
 /// The result reported when work runs past the command timeout.
 fn timed_out(kind: Option<DataVerb>, timeout: Duration) -> Done {
-    let e = crate::caldav::CaldavError::Transport {
-        kind: crate::caldav::TransportKind::Timeout,
-        method: "command".into(),
-        path: String::new(),
-        detail: format!("no result within {} s", timeout.as_secs()),
-    };
+    let e = crate::caldav::CaldavError::command_timeout(timeout);
     match kind {
         None => Done::Login(Err(crate::translate::LoginError::Unavailable(e))),
         Some(DataVerb::SendEvent) => Done::SendEvent(Err(e.into())),
@@ -87,7 +72,7 @@ where
         failure_delay: Duration::from_millis(cfg.auth.failure_delay_ms),
         max_line: cfg.limits.max_line_bytes,
     });
-    let mut framed = Framed::new(stream, DotCodec::new(limits(&cfg.limits)));
+    let mut framed = Framed::new(stream, DotCodec::new(Limits::from_config(&cfg.limits)));
     if framed.send(session.greeting()).await.is_err() {
         return;
     }
