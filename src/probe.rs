@@ -11,6 +11,7 @@ use crate::caldav::client::Depth;
 use crate::caldav::multistatus::DAV;
 use crate::caldav::request::RESOURCETYPE;
 use crate::caldav::{CaldavError, Credentials, Discovery, Principal, Recipient, WriteCondition};
+use crate::ical::scheduling::{Address, strip_mailto};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,7 +55,10 @@ pub async fn probe(
     let dav_classes = client.options(&principal.home, creds).await?;
     let schedule_tag = schedule_tag_check(discovery, &principal, creds).await;
     let other = match other {
-        Some(o) => Some(o.trim_start_matches("mailto:").to_owned()),
+        Some(o) => {
+            let o = o.trim();
+            Some(strip_mailto(o).map_or(o, str::trim).to_owned())
+        }
         None => match find_other_user(discovery, &principal, creds).await {
             Some(found) => Some(found),
             // Servers such as Cyrus list only the caller's own principal; the service account
@@ -73,13 +77,7 @@ pub async fn probe(
                 .unwrap_or_else(|| format!("{}@{}", creds.user, discovery.domain()));
             let body = freebusy_request(&me, addr);
             match client.post_schedule(outbox, body, creds).await {
-                Ok(answers) => answers
-                    .into_iter()
-                    .find(|r| {
-                        r.recipient
-                            .to_ascii_lowercase()
-                            .ends_with(&addr.to_ascii_lowercase())
-                    })
+                Ok(answers) => answer_for(answers, addr)
                     .map(|r| (addr.clone(), r))
                     .ok_or_else(|| format!("no answer for {addr} in the schedule-response")),
                 Err(e) => Err(e.to_string()),
@@ -108,6 +106,15 @@ pub async fn probe(
         freebusy_other,
         service_account,
     })
+}
+
+/// The schedule-response entry for `addr` (the same calendar user, not merely an address
+/// ending the same way: `bob@x` is not `jimbob@x`).
+fn answer_for(answers: Vec<Recipient>, addr: &str) -> Option<Recipient> {
+    let wanted = Address::parse(addr)?;
+    answers
+        .into_iter()
+        .find(|r| Address::parse(&r.recipient).is_some_and(|got| got.same_as(&wanted)))
 }
 
 fn stamp() -> String {
@@ -276,5 +283,32 @@ impl fmt::Display for ProbeReport {
             Some(Err(e)) => writeln!(f, "service account:       FAILED: {e}")?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_match_the_whole_address() {
+        let r = |who: &str, status: &str| Recipient {
+            recipient: who.into(),
+            request_status: status.into(),
+            calendar_data: None,
+        };
+        let answers = vec![
+            r("mailto:jimbob@example.com", "3.7;Invalid calendar user"),
+            r("MAILTO:Bob@Example.COM", "2.0;Success"),
+        ];
+        let found = answer_for(answers.clone(), "bob@example.com").unwrap();
+        assert_eq!(found.request_status, "2.0;Success");
+        assert_eq!(
+            answer_for(answers.clone(), "jimbob@example.com")
+                .unwrap()
+                .request_status,
+            "3.7;Invalid calendar user"
+        );
+        assert_eq!(answer_for(answers, "ob@example.com"), None);
     }
 }

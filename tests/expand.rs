@@ -338,6 +338,26 @@ async fn identify_follows_write_rights() {
 }
 
 #[tokio::test]
+async fn a_mailto_login_id_acts_as_the_plain_address() {
+    let gw = gateway();
+    for id in ["MAILTO:alice@example.com", "mailto:alice@example.com"] {
+        let alice = login(&gw, id, "alicepw").await;
+        match &alice {
+            Identity::User { creds, address } => {
+                assert_eq!(creds.user, "alice", "{id}");
+                assert_eq!(address, "alice@example.com", "{id}");
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+        // The address is one of alice's own, so she may take it.
+        assert_eq!(
+            gw.identify(&alice, "alice@example.com").await.unwrap(),
+            alice
+        );
+    }
+}
+
+#[tokio::test]
 async fn groups_expand_to_their_members_calendars() {
     let gw = gateway();
     let calgate = login(&gw, "calgate", "calgatepw").await;

@@ -14,16 +14,20 @@
 use super::client::{CaldavClient, Credentials, Depth, HttpResponse, propfind_method};
 use super::error::CaldavError;
 use super::multistatus::{CALDAV, DAV, Response};
+use super::path::{self, same_collection};
 use super::request::{
-    CALENDAR_HOME_SET, CALENDAR_USER_ADDRESS_SET, CURRENT_USER_PRINCIPAL, DISPLAYNAME,
+    CALENDAR_HOME_SET, CALENDAR_USER_ADDRESS_SET, CURRENT_USER_PRINCIPAL, DISPLAYNAME, PropName,
     RESOURCETYPE, SCHEDULE_DEFAULT_CALENDAR_URL, SCHEDULE_INBOX_URL, SCHEDULE_OUTBOX_URL,
     SUPPORTED_CALENDAR_COMPONENT_SET,
 };
+use crate::ical::scheduling::strip_mailto;
 use reqwest::Url;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Same-origin redirects followed for one PROPFIND (RFC 6764 §5 for the context path; Cyrus's
+/// shared view of another user's calendar is one hop).
 const MAX_REDIRECTS: usize = 3;
 
 /// What the gateway knows about one upstream user.
@@ -52,26 +56,28 @@ impl Principal {
     pub fn mail_addresses(&self) -> Vec<String> {
         self.addresses
             .iter()
-            .filter_map(|a| strip_mailto(a))
+            .filter_map(|a| strip_mailto(a.trim()))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
             .map(|a| a.to_ascii_lowercase())
             .collect()
     }
 
     /// True when `address` (with or without `mailto:`) is one of the user's addresses.
     pub fn has_address(&self, address: &str) -> bool {
+        let address = address.trim();
         let wanted = strip_mailto(address)
             .unwrap_or(address)
+            .trim()
             .to_ascii_lowercase();
         self.mail_addresses().contains(&wanted)
     }
-}
 
-fn strip_mailto(a: &str) -> Option<&str> {
-    let a = a.trim();
-    if a.len() > 7 && a.is_char_boundary(7) && a[..7].eq_ignore_ascii_case("mailto:") {
-        Some(&a[7..])
-    } else {
-        None
+    /// True when `url` is this user's calendar home (compared as collections: a trailing slash
+    /// does not matter). Cyrus reports the caller's own home on other users' principals once
+    /// the caller holds rights on their calendars, so such a home must not be taken as theirs.
+    pub fn is_home(&self, url: &Url) -> bool {
+        same_collection(&self.home, url)
     }
 }
 
@@ -99,6 +105,9 @@ pub struct Discovery {
     calendar_template: Option<String>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Arc<Principal>)>>,
+    /// [`Discovery::calendar_of`] answers, per (caller, user): the URL depends on who asks
+    /// (Cyrus shows another user's calendar inside the caller's home).
+    calendars: Mutex<HashMap<(String, String), (Instant, Url)>>,
 }
 
 impl Discovery {
@@ -112,6 +121,7 @@ impl Discovery {
             calendar_template: config.upstream.calendar_template.clone(),
             ttl: Duration::from_secs(config.upstream.discovery_ttl_secs),
             cache: Mutex::new(HashMap::new()),
+            calendars: Mutex::new(HashMap::new()),
         }
     }
 
@@ -144,10 +154,15 @@ impl Discovery {
         (at.elapsed() < self.ttl).then(|| p.clone())
     }
 
-    /// Forgets a cached principal (after a 404 on one of its URLs, say).
+    /// Forgets what is cached about `user`: their principal and every caller's
+    /// [`Discovery::calendar_of`] answer for them. For when the upstream shows the cache stale
+    /// (a 404 on their default calendar: it was removed or renamed).
     pub fn forget(&self, user: &str) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(user);
+        }
+        if let Ok(mut calendars) = self.calendars.lock() {
+            calendars.retain(|(_, of), _| of != user);
         }
     }
 
@@ -218,7 +233,10 @@ impl Discovery {
         }
         let own = self.principal(creds).await?;
         own.url
-            .join(&format!("../{}/", encode_segment(user)))
+            .join(&format!(
+                "../{}/",
+                path::percent_encode(user, path::SEGMENT)
+            ))
             .map_err(|e| CaldavError::Discovery {
                 user: user.to_owned(),
                 detail: format!("cannot derive a principal URL: {e}"),
@@ -232,10 +250,35 @@ impl Discovery {
     /// sends another user's calendar to the shared view in the caller's own home). Without it,
     /// from the user's principal; a principal that reports the caller's own home is refused
     /// (Cyrus does that once the caller holds rights on the user's calendar).
+    ///
+    /// Answers are cached per (caller, user) for `upstream.discovery_ttl_secs`;
+    /// [`Discovery::forget`] drops them.
     pub async fn calendar_of(&self, user: &str, creds: &Credentials) -> Result<Url, CaldavError> {
-        if let Some(t) = &self.calendar_template {
-            let start = self.template_url(t, user)?;
-            return self.follow_to_collection(&start, creds).await;
+        let key = (creds.user.clone(), user.to_owned());
+        if let Ok(calendars) = self.calendars.lock()
+            && let Some((at, url)) = calendars.get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(url.clone());
+        }
+        let url = self.find_calendar_of(user, creds).await?;
+        if let Ok(mut calendars) = self.calendars.lock() {
+            calendars.insert(key, (Instant::now(), url.clone()));
+        }
+        Ok(url)
+    }
+
+    /// `upstream.calendar_template` for `user`, when configured: where their default calendar
+    /// is (redirects not yet followed).
+    pub fn template_calendar(&self, user: &str) -> Option<Result<Url, CaldavError>> {
+        self.calendar_template
+            .as_ref()
+            .map(|t| self.template_url(t, user))
+    }
+
+    async fn find_calendar_of(&self, user: &str, creds: &Credentials) -> Result<Url, CaldavError> {
+        if let Some(start) = self.template_calendar(user) {
+            return self.follow_to_collection(&start?, creds).await;
         }
         let url = self.principal_url_for(user, creds).await?;
         let ms = self
@@ -267,7 +310,7 @@ impl Discovery {
                     creds.user
                 ))
             })?;
-        if user != creds.user && self.principal(creds).await?.home == home {
+        if user != creds.user && self.principal(creds).await?.is_home(&home) {
             return Err(unusable(format!(
                 "{} reports {}'s own calendar home",
                 url.path(),
@@ -282,52 +325,81 @@ impl Discovery {
         self.default_calendar(&home, inbox.as_ref(), creds).await
     }
 
-    /// PROPFIND Depth 0 at `start`, following at most three same-origin redirects; the URL
-    /// that answered 207 is the collection to use.
+    /// PROPFIND Depth 0 at `start`, following redirects ([`Discovery::propfind_following`]);
+    /// the URL that answered 207 is the collection to use.
     async fn follow_to_collection(
         &self,
         start: &Url,
         creds: &Credentials,
     ) -> Result<Url, CaldavError> {
+        let (url, resp) = self
+            .propfind_following(start, &[RESOURCETYPE], creds)
+            .await?;
+        if resp.status == 207 {
+            return Ok(url);
+        }
+        self.client
+            .check(propfind_method(), &url, resp)
+            .map(|_| url)
+    }
+
+    /// `PROPFIND Depth: 0` of `props` at `start`, following at most [`MAX_REDIRECTS`]
+    /// redirects. PROPFIND is safe (RFC 4918 §9.1), so every redirect status (301, 302, 303,
+    /// 307, 308) is followed with the same request. Only targets on the configured origin are
+    /// followed, and credentials in a `Location` are dropped: they never ride in a URL calgate
+    /// sends. Returns the URL that answered and its answer, whatever the status but a redirect.
+    ///
+    /// A redirect without a `Location`, to another origin, or one too many is
+    /// [`CaldavError::Redirect`] with the status the upstream sent.
+    pub(crate) async fn propfind_following(
+        &self,
+        start: &Url,
+        props: &[PropName],
+        creds: &Credentials,
+    ) -> Result<(Url, HttpResponse), CaldavError> {
         let mut url = start.clone();
-        for _ in 0..=MAX_REDIRECTS {
+        let mut hops = 0;
+        loop {
             let resp = self
                 .client
-                .propfind_raw(&url, Depth::Zero, &[RESOURCETYPE], creds)
+                .propfind_raw(&url, Depth::Zero, props, creds)
                 .await?;
-            match resp.status {
-                207 => return Ok(url),
-                301 | 302 | 307 | 308 => {
-                    let location = resp.header("location").unwrap_or("").to_owned();
-                    url = self.client.resolve(&url, &location)?;
-                    // Credentials never ride in a URL we send.
-                    let _ = url.set_username("");
-                    let _ = url.set_password(None);
-                }
-                _ => {
-                    return self
-                        .client
-                        .check(propfind_method(), &url, resp)
-                        .map(|_| url);
-                }
+            if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok((url, resp));
             }
+            let location = resp.header("location").unwrap_or("").trim().to_owned();
+            let refused = || CaldavError::Redirect {
+                method: "PROPFIND".into(),
+                path: url.path().to_owned(),
+                status: resp.status,
+                location: if location.is_empty() {
+                    "(none)".into()
+                } else {
+                    location.clone()
+                },
+            };
+            if location.is_empty() || hops == MAX_REDIRECTS {
+                return Err(refused());
+            }
+            let mut next = self
+                .client
+                .resolve(&url, &location)
+                .map_err(|_| refused())?;
+            let _ = next.set_username("");
+            let _ = next.set_password(None);
+            url = next;
+            hops += 1;
         }
-        Err(CaldavError::Redirect {
-            method: "PROPFIND".into(),
-            path: start.path().to_owned(),
-            status: 301,
-            location: url.path().to_owned(),
-        })
     }
 
     fn template_url(&self, template: &str, user: &str) -> Result<Url, CaldavError> {
-        let path = template.replace("{user}", &encode_segment(user));
+        let path = template.replace("{user}", &path::percent_encode(user, path::SEGMENT));
         self.client
             .base()
             .join(&path)
             .map_err(|e| CaldavError::Discovery {
                 user: user.to_owned(),
-                detail: format!("principal_template gives a bad URL: {e}"),
+                detail: format!("the template {template:?} gives a bad URL: {e}"),
             })
     }
 
@@ -413,10 +485,10 @@ impl Discovery {
                 user: creds.user.clone(),
                 detail: format!("bad base URL: {e}"),
             })?;
-        if let Some(url) = self.principal_at(&well_known, creds, MAX_REDIRECTS).await? {
+        if let Some(url) = self.principal_at(&well_known, creds).await? {
             return Ok(Some(url));
         }
-        self.principal_at(&base, creds, MAX_REDIRECTS).await
+        self.principal_at(&base, creds).await
     }
 
     /// PROPFIND current-user-principal at `url`, following same-origin redirects.
@@ -424,57 +496,31 @@ impl Discovery {
         &self,
         url: &Url,
         creds: &Credentials,
-        redirects_left: usize,
     ) -> Result<Option<Url>, CaldavError> {
-        let mut url = url.clone();
-        let mut left = redirects_left;
-        loop {
-            let resp: HttpResponse = self
-                .client
-                .propfind_raw(&url, Depth::Zero, &[CURRENT_USER_PRINCIPAL], creds)
-                .await?;
-            match resp.status {
-                301 | 302 | 303 | 307 | 308 => {
-                    let location = resp.header("location").unwrap_or("").to_owned();
-                    let next = self.client.resolve(&url, &location);
-                    match next {
-                        Ok(next) if left > 0 => {
-                            left -= 1;
-                            url = next;
-                        }
-                        _ => {
-                            return Err(CaldavError::Redirect {
-                                method: "PROPFIND".into(),
-                                path: url.path().to_owned(),
-                                status: resp.status,
-                                location,
-                            });
-                        }
-                    }
+        let (url, resp) = self
+            .propfind_following(url, &[CURRENT_USER_PRINCIPAL], creds)
+            .await?;
+        match resp.status {
+            207 => {
+                let ms = self.client.parse_propfind(&url, &resp)?;
+                let href = ms
+                    .responses
+                    .iter()
+                    .find_map(|r| r.prop(DAV, "current-user-principal"))
+                    .and_then(|p| p.href())
+                    .map(str::to_owned);
+                match href {
+                    Some(h) => self.client.resolve(&url, &h).map(Some),
+                    None => Ok(None),
                 }
-                207 => {
-                    let ms = self.client.parse_propfind(&url, &resp)?;
-                    let href = ms
-                        .responses
-                        .iter()
-                        .find_map(|r| r.prop(DAV, "current-user-principal"))
-                        .and_then(|p| p.href())
-                        .map(str::to_owned);
-                    return match href {
-                        Some(h) => self.client.resolve(&url, &h).map(Some),
-                        None => Ok(None),
-                    };
-                }
-                // Wrong credentials and server errors are errors; 404, 405, a web page with 200 …
-                // only mean there is no DAV context here.
-                s if s == 401 || s >= 500 => {
-                    return self
-                        .client
-                        .check(propfind_method(), &url, resp)
-                        .map(|_| None);
-                }
-                _ => return Ok(None),
             }
+            // Wrong credentials and server errors are errors; 404, 405, a web page with 200 …
+            // only mean there is no DAV context here.
+            s if s == 401 || s >= 500 => self
+                .client
+                .check(propfind_method(), &url, resp)
+                .map(|_| None),
+            _ => Ok(None),
         }
     }
 
@@ -536,35 +582,92 @@ fn takes_events(r: &Response) -> bool {
     }
 }
 
-/// Percent-encodes a path segment (user names may contain `@` or spaces).
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn mailto_handling() {
-        assert_eq!(strip_mailto("MAILTO:a@b.c"), Some("a@b.c"));
-        assert_eq!(strip_mailto("mailto:"), None);
-        assert_eq!(strip_mailto("/dav/principals/user/a/"), None);
-        assert_eq!(strip_mailto("mailté"), None);
+    fn url(p: &str) -> Url {
+        Url::parse(&format!("http://127.0.0.1:8008{p}")).unwrap()
+    }
+
+    fn principal(addresses: &[&str]) -> Principal {
+        Principal {
+            user: "a".into(),
+            url: url("/dav/principals/user/a/"),
+            displayname: None,
+            home: url("/dav/calendars/user/a/"),
+            inbox: None,
+            outbox: None,
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            default_calendar: url("/dav/calendars/user/a/Default/"),
+        }
     }
 
     #[test]
-    fn segments_are_encoded() {
-        assert_eq!(encode_segment("bob"), "bob");
-        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
-        assert_eq!(encode_segment("bob@example.com"), "bob@example.com");
+    fn mailto_handling() {
+        let p = principal(&[
+            "MAILTO:a@b.c",
+            "mailto:",
+            "/dav/principals/user/a/",
+            "mailté",
+            " mailto:A2@B.c ",
+        ]);
+        assert_eq!(p.mail_addresses(), vec!["a@b.c", "a2@b.c"]);
+        assert!(p.has_address("a@b.c"));
+        assert!(p.has_address("MAILTO:A@B.C"));
+        assert!(p.has_address(" mailto:a2@b.c"));
+        assert!(!p.has_address("mailto:"));
+        assert!(!p.has_address("/dav/principals/user/a/"));
+    }
+
+    #[test]
+    fn own_home_is_recognised_with_or_without_trailing_slash() {
+        let p = principal(&[]);
+        assert!(p.is_home(&url("/dav/calendars/user/a/")));
+        assert!(p.is_home(&url("/dav/calendars/user/a")));
+        assert!(!p.is_home(&url("/dav/calendars/user/b/")));
+    }
+
+    fn discovery() -> Discovery {
+        let config = crate::config::Config::from_toml(
+            "[upstream]\nurl = \"http://127.0.0.1:8008/\"\ndomain = \"Example.com\"\n",
+            std::path::Path::new("test.toml"),
+        )
+        .unwrap();
+        Discovery::new(CaldavClient::from_config(&config).unwrap(), &config)
+    }
+
+    #[test]
+    fn login_names_for_addresses() {
+        let d = discovery();
+        assert_eq!(
+            d.login_for("MAILTO:Bob@EXAMPLE.com").as_deref(),
+            Some("bob")
+        );
+        assert_eq!(d.login_for("bob@example.com").as_deref(), Some("bob"));
+        assert_eq!(d.login_for("bob@other.example"), None);
+        assert_eq!(d.login_for("@example.com"), None);
+    }
+
+    #[test]
+    fn forget_drops_the_principal_and_every_calendar_of_the_user() {
+        let d = discovery();
+        let now = Instant::now();
+        let cal = url("/dav/calendars/user/calgate/bob.Default/");
+        d.cache
+            .lock()
+            .unwrap()
+            .insert("bob".into(), (now, Arc::new(principal(&[]))));
+        {
+            let mut calendars = d.calendars.lock().unwrap();
+            calendars.insert(("calgate".into(), "bob".into()), (now, cal.clone()));
+            calendars.insert(("alice".into(), "bob".into()), (now, cal.clone()));
+            calendars.insert(("bob".into(), "alice".into()), (now, cal.clone()));
+        }
+        assert!(d.cached("bob").is_some());
+        d.forget("bob");
+        assert!(d.cached("bob").is_none());
+        let left: Vec<(String, String)> = d.calendars.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, vec![("bob".to_owned(), "alice".to_owned())]);
     }
 }

@@ -7,6 +7,7 @@
 //! - [`multistatus`]: namespace-correct readers for 207 Multi-Status, schedule-response and
 //!   `DAV:error` bodies.
 //! - [`request`]: the XML request bodies.
+//! - `path`: percent-encoding of path segments and the names of collection members.
 //! - [`error`]: [`CaldavError`], with the HTTP status, the precondition element and retry
 //!   safety.
 
@@ -14,6 +15,7 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod multistatus;
+pub(crate) mod path;
 pub mod request;
 
 pub use client::{CaldavClient, CalendarObject, Credentials, Depth, PutOutcome, WriteCondition};

@@ -65,7 +65,8 @@ pub struct Property {
     pub children: Vec<Element>,
 }
 
-/// A child element of a property, reduced to its name and attributes.
+/// An element below a property, reduced to its name, attributes and child elements (text is
+/// in [`Property::text`]).
 #[derive(Debug, Clone)]
 pub struct Element {
     /// Namespace URI.
@@ -74,6 +75,20 @@ pub struct Element {
     pub name: String,
     /// Attributes as (local name, value).
     pub attributes: Vec<(String, String)>,
+    /// Its child elements (`DAV:write` in a `DAV:privilege`), down to [`MAX_ELEMENT_DEPTH`]
+    /// levels below the property; deeper ones are left out.
+    pub children: Vec<Element>,
+}
+
+/// How many levels of elements below a property are kept in [`Property::children`]
+/// (RFC 3744's `current-user-privilege-set/privilege/write` needs two).
+pub const MAX_ELEMENT_DEPTH: usize = 4;
+
+impl Element {
+    /// True when this element has this namespace and name.
+    pub fn is(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace && self.name == name
+    }
 }
 
 impl Property {
@@ -104,6 +119,21 @@ impl Response {
     pub fn is_resource_type(&self, namespace: &str, name: &str) -> bool {
         self.prop(DAV, "resourcetype")
             .is_some_and(|rt| rt.has_child(namespace, name))
+    }
+
+    /// The privileges of `DAV:current-user-privilege-set` (RFC 3744 §5.4): the element inside
+    /// each `DAV:privilege` (`DAV:write`, `CALDAV:read-free-busy`, vendor privileges …). `None`
+    /// when the set was not reported with a 2xx status (DAViCal answers 403 when
+    /// `read-current-user-privilege-set` is not granted), so "absent" and "empty" differ.
+    pub fn current_user_privileges(&self) -> Option<Vec<&Element>> {
+        let set = self.prop(DAV, "current-user-privilege-set")?;
+        Some(
+            set.children
+                .iter()
+                .filter(|p| p.is(DAV, "privilege"))
+                .flat_map(|p| p.children.iter())
+                .collect(),
+        )
     }
 }
 
@@ -244,19 +274,27 @@ fn read_property(node: Node<'_, '_>) -> Property {
             .filter(|n| is(n, DAV, "href"))
             .map(|n| text_of(n).trim().to_owned())
             .collect(),
-        children: node
-            .children()
-            .filter(Node::is_element)
-            .map(|c| Element {
-                namespace: c.tag_name().namespace().unwrap_or("").to_owned(),
-                name: c.tag_name().name().to_owned(),
-                attributes: c
-                    .attributes()
-                    .map(|a| (a.name().to_owned(), a.value().to_owned()))
-                    .collect(),
-            })
-            .collect(),
+        children: read_children(node, MAX_ELEMENT_DEPTH),
     }
+}
+
+/// The child elements of `node`, `depth` levels deep.
+fn read_children(node: Node<'_, '_>, depth: usize) -> Vec<Element> {
+    if depth == 0 {
+        return Vec::new();
+    }
+    node.children()
+        .filter(Node::is_element)
+        .map(|c| Element {
+            namespace: c.tag_name().namespace().unwrap_or("").to_owned(),
+            name: c.tag_name().name().to_owned(),
+            attributes: c
+                .attributes()
+                .map(|a| (a.name().to_owned(), a.value().to_owned()))
+                .collect(),
+            children: read_children(c, depth - 1),
+        })
+        .collect()
 }
 
 /// Parses a `CALDAV:schedule-response` (RFC 6638 §10.1).
@@ -303,44 +341,6 @@ pub fn parse_error_condition(body: &str) -> Option<Condition> {
         namespace: c.tag_name().namespace().unwrap_or("").to_owned(),
         name: c.tag_name().name().to_owned(),
     })
-}
-
-/// The privileges of each `DAV:current-user-privilege-set` (RFC 3744 §5.4) in a multistatus
-/// body, per response href: the element inside each `DAV:privilege` (`DAV:write`,
-/// `CALDAV:read-free-busy`, vendor privileges …). A response whose set was not reported with a
-/// 2xx status (DAViCal answers 403 when `read-current-user-privilege-set` is not granted) is
-/// left out, so "absent" and "empty" can be told apart.
-pub fn parse_current_user_privileges(body: &str) -> Result<Vec<(String, Vec<Element>)>, String> {
-    let doc = parse_document(body)?;
-    let root = doc.root_element();
-    if !is(&root, DAV, "multistatus") {
-        return Err("expected DAV:multistatus".into());
-    }
-    let mut out = Vec::new();
-    for r in children(root, DAV, "response") {
-        let href = child(r, DAV, "href")
-            .map(|h| text_of(h).trim().to_owned())
-            .ok_or("DAV:response without DAV:href")?;
-        for ps in children(r, DAV, "propstat") {
-            let ok = child(ps, DAV, "status")
-                .and_then(|s| parse_status_line(&text_of(s)))
-                .is_some_and(|s| (200..300).contains(&s));
-            let set =
-                child(ps, DAV, "prop").and_then(|p| child(p, DAV, "current-user-privilege-set"));
-            if let (true, Some(set)) = (ok, set) {
-                let privileges = children(set, DAV, "privilege")
-                    .flat_map(|p| p.children().filter(Node::is_element))
-                    .map(|c| Element {
-                        namespace: c.tag_name().namespace().unwrap_or("").to_owned(),
-                        name: c.tag_name().name().to_owned(),
-                        attributes: Vec::new(),
-                    })
-                    .collect();
-                out.push((href.clone(), privileges));
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -476,11 +476,39 @@ END:VCALENDAR
     }
 
     #[test]
+    fn property_children_are_kept_to_a_limited_depth() {
+        let open: String = (0..10).map(|i| format!("<x:e{i}>")).collect();
+        let close: String = (0..10).rev().map(|i| format!("</x:e{i}>")).collect();
+        let body = format!(
+            r#"<d:multistatus xmlns:d="DAV:" xmlns:x="urn:x"><d:response><d:href>/a/</d:href><d:propstat><d:prop><x:deep>{open}{close}</x:deep></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#
+        );
+        let ms = parse_multistatus(&body).unwrap();
+        let mut level = &ms.responses[0].prop("urn:x", "deep").unwrap().children;
+        let mut depth = 0;
+        while let Some(e) = level.first() {
+            assert_eq!(e.name, format!("e{depth}"));
+            depth += 1;
+            level = &e.children;
+        }
+        assert_eq!(depth, MAX_ELEMENT_DEPTH);
+    }
+
+    #[test]
     fn current_user_privileges_from_cyrus_and_davical() {
         // Cyrus, the service account on a user's calendar (shared view): vendor privileges too.
         let cyrus = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:multistatus xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:CY="http://cyrusimap.org/ns/"><D:response><D:href>/dav/calendars/user/calgate/bob.Default/</D:href><D:propstat><D:prop><D:current-user-privilege-set><D:privilege><D:read/></D:privilege><D:privilege><C:read-free-busy/></D:privilege><D:privilege><D:write-content/></D:privilege><D:privilege><CY:add-resource/></D:privilege></D:current-user-privilege-set></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>"#;
-        let sets = parse_current_user_privileges(cyrus).unwrap();
+        let privileges = |body: &str| -> Result<Vec<(String, Vec<Element>)>, String> {
+            Ok(parse_multistatus(body)?
+                .responses
+                .iter()
+                .filter_map(|r| {
+                    let set = r.current_user_privileges()?;
+                    Some((r.href.clone(), set.into_iter().cloned().collect()))
+                })
+                .collect())
+        };
+        let sets = privileges(cyrus).unwrap();
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].0, "/dav/calendars/user/calgate/bob.Default/");
         let names: Vec<(&str, &str)> = sets[0]
@@ -501,10 +529,10 @@ END:VCALENDAR
         let davical = r#"<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><response><href>/caldav.php/bob/calendar/</href>
 <propstat><prop><resourcetype><collection/><C:calendar/></resourcetype></prop><status>HTTP/1.1 200 OK</status></propstat>
 <propstat><prop><current-user-privilege-set/></prop><status>HTTP/1.1 403 Forbidden</status></propstat></response></multistatus>"#;
-        assert!(parse_current_user_privileges(davical).unwrap().is_empty());
+        assert!(privileges(davical).unwrap().is_empty());
         // An empty set that was reported is present (and empty).
         let empty = r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/x/</d:href><d:propstat><d:prop><d:current-user-privilege-set/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#;
-        assert_eq!(parse_current_user_privileges(empty).unwrap()[0].1.len(), 0);
-        assert!(parse_current_user_privileges("<html/>").is_err());
+        assert_eq!(privileges(empty).unwrap()[0].1.len(), 0);
+        assert!(privileges("<html/>").is_err());
     }
 }

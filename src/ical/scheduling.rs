@@ -39,10 +39,13 @@ fn has_scheme(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
-fn strip_mailto(s: &str) -> &str {
+/// What follows a `mailto:` scheme (RFC 6068) in any case: `MAILTO:a@b.c` gives `a@b.c`,
+/// `mailto:` gives `""`. `None` when `s` does not start with the scheme (leading white space
+/// included). The one place calgate takes `mailto:` off an address.
+pub(crate) fn strip_mailto(s: &str) -> Option<&str> {
     match s.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("mailto:") => s.get(7..).unwrap_or_default(),
-        _ => s,
+        Some(p) if p.eq_ignore_ascii_case("mailto:") => s.get(7..),
+        _ => None,
     }
 }
 
@@ -70,9 +73,10 @@ impl Address {
             None => (None, v),
         };
         let inner = inner.trim();
-        let stripped = strip_mailto(inner);
-        let had_mailto = stripped.len() != inner.len();
-        let bare = stripped.trim();
+        let (bare, had_mailto) = match strip_mailto(inner) {
+            Some(rest) => (rest.trim(), true),
+            None => (inner, false),
+        };
         if bare.is_empty() {
             return None;
         }
@@ -473,6 +477,20 @@ impl Component {
 mod tests {
     use super::*;
     use crate::ical::datetime::{DateTime, Zone};
+
+    #[test]
+    fn mailto_is_stripped_in_any_case() {
+        assert_eq!(strip_mailto("MAILTO:a@b.c"), Some("a@b.c"));
+        assert_eq!(strip_mailto("mailto:a@b.c"), Some("a@b.c"));
+        assert_eq!(strip_mailto("MaIlTo:a@b.c"), Some("a@b.c"));
+        assert_eq!(strip_mailto("mailto:"), Some(""));
+        assert_eq!(strip_mailto("a@b.c"), None);
+        assert_eq!(strip_mailto("/dav/principals/user/a/"), None);
+        assert_eq!(strip_mailto("mailté"), None);
+        assert_eq!(strip_mailto(" mailto:a@b.c"), None);
+        assert_eq!(Address::parse("mailto:"), None);
+        assert_eq!(Address::parse("MAILTO: a@B.c ").unwrap().addr, "a@b.c");
+    }
 
     #[test]
     fn address_forms() {

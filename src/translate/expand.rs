@@ -45,6 +45,7 @@
 use super::{Gateway, Identity, TranslateError};
 use crate::caldav::client::{Depth, HttpResponse, propfind_method};
 use crate::caldav::multistatus::{self, CALDAV, CALSERVER, DAV, Multistatus};
+use crate::caldav::path::{child_name, percent_decode, percent_encode, same_collection};
 use crate::caldav::request::{
     CALENDAR_HOME_SET, CURRENT_USER_PRIVILEGE_SET, GROUP_MEMBER_SET, PropName, RESOURCETYPE,
 };
@@ -56,8 +57,9 @@ use std::collections::HashSet;
 /// directories; cycles are skipped separately).
 pub const MAX_GROUP_DEPTH: usize = 8;
 
-/// Same-origin redirects followed for one PROPFIND (Cyrus's shared-calendar view is one hop).
-const MAX_REDIRECTS: usize = 3;
+/// What a CalID segment shows unencoded besides letters and digits: RFC 3986's unreserved
+/// characters, `@` and the sub-delims, all of which a CAP argument can carry.
+const CALID_KEEP: &[u8] = b"-._~@!$&'()*+,;=";
 
 /// The result of CALIDEXPAND / UPNEXPAND (cap-04 §7.1.4, §7.1.8.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,42 +147,10 @@ fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     .then(|| &text[prefix.len()..])
 }
 
-/// Decodes `%XX` escapes; `None` when the result is not UTF-8. A `%` without two hex digits is
-/// kept as it is.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 /// A CalID segment for display: what a CAP argument can carry stays readable, the rest is
 /// percent-encoded (see the module documentation).
 fn display_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@!$&'()*+,;=".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encode(s, CALID_KEEP)
 }
 
 /// Splits a UPN `user@realm` (cap-02 §2.4.5): exactly one `@`, both sides non-empty, no white
@@ -360,7 +330,7 @@ impl Directory for Upstream<'_> {
             .discovery()
             .principal_url_for(&login, self.creds)
             .await?;
-        if principal_key(&expected) != principal_key(member) {
+        if !same_collection(&expected, member) {
             return Err(unmapped(format!(
                 "group member {} is not at the principal URL calgate derives for {login} ({})",
                 member.path(),
@@ -392,7 +362,8 @@ impl Gateway {
     ///   the caller may write it (`write`, `write-content`, `bind` or `all`). The session keeps
     ///   the caller's credentials and takes the UPN as its address.
     /// - Everything else (anonymous or peer sessions, another realm, no write right, an
-    ///   unknown user) is [`TranslateError::AccessDenied`] (wire 6.4); upstream failures are
+    ///   unknown user, credentials the upstream no longer accepts) is
+    ///   [`TranslateError::AccessDenied`] (wire 6.4); upstream failures are
     ///   [`TranslateError::Upstream`] (wire 8.0).
     pub async fn identify(
         &self,
@@ -454,59 +425,50 @@ impl Gateway {
         let denied = |why: &str| {
             TranslateError::AccessDenied(format!("{} may not act as {upn}: {why}", creds.user))
         };
-        let calendar = match self.discovery().calendar_of(&user, creds).await {
-            Ok(url) => url,
-            Err(e) => {
-                return Err(match e.status() {
-                    Some(401 | 403) => {
-                        denied("the calendar server does not let them see that user's calendar")
-                    }
-                    Some(404 | 410) => denied("no such user"),
-                    _ => TranslateError::Upstream(e),
-                });
-            }
+        let unreadable =
+            || denied("the calendar server does not let them see that user's calendar");
+        // With `upstream.calendar_template` the one PROPFIND below both finds the calendar
+        // (following Cyrus's redirect to its shared view) and reads the privileges.
+        let start = match self.discovery().template_calendar(&user) {
+            Some(url) => url?,
+            None => match self.discovery().calendar_of(&user, creds).await {
+                Ok(url) => url,
+                Err(e) => {
+                    return Err(match e.status() {
+                        Some(401) => self.refused_credentials(e, creds),
+                        Some(403) => unreadable(),
+                        Some(404 | 410) => denied("no such user"),
+                        _ => TranslateError::Upstream(e),
+                    });
+                }
+            },
         };
-        let resp = self
+        let (calendar, resp) = self
             .discovery()
-            .client()
-            .propfind_raw(&calendar, Depth::Zero, &[CURRENT_USER_PRIVILEGE_SET], creds)
+            .propfind_following(&start, &[CURRENT_USER_PRIVILEGE_SET], creds)
             .await?;
         match resp.status {
             207 => {}
-            401 | 403 => {
-                return Err(denied(
-                    "the calendar server does not let them see that user's calendar",
-                ));
+            403 => return Err(unreadable()),
+            404 | 410 => {
+                // A calendar found by discovery that is gone: what is cached about the user is
+                // stale.
+                self.discovery().forget(&user);
+                return Err(denied("no such user, or that user has no calendar"));
             }
-            404 | 410 => return Err(denied("that user has no calendar")),
-            _ => {
-                return Err(self
-                    .discovery()
-                    .client()
-                    .check(propfind_method(), &calendar, resp)
-                    .err()
-                    .map(TranslateError::Upstream)
-                    .unwrap_or_else(|| denied("unexpected answer from the calendar server")));
-            }
+            _ => return Err(self.status_error(&calendar, resp, creds)),
         }
-        let body = std::str::from_utf8(&resp.body).map_err(|_| CaldavError::Malformed {
-            method: "PROPFIND".into(),
-            path: calendar.path().to_owned(),
-            detail: "body is not UTF-8".into(),
-        })?;
-        let sets = multistatus::parse_current_user_privileges(body).map_err(|detail| {
-            CaldavError::Malformed {
-                method: "PROPFIND".into(),
-                path: calendar.path().to_owned(),
-                detail,
-            }
-        })?;
-        match sets.first() {
+        let ms = self.discovery().client().parse_propfind(&calendar, &resp)?;
+        match ms
+            .responses
+            .first()
+            .and_then(|r| r.current_user_privileges())
+        {
             None => Err(denied(
                 "the calendar server does not show their privileges on that user's calendar \
                  (DAV:current-user-privilege-set; grant read-current-user-privilege-set)",
             )),
-            Some((_, privileges)) if privileges.iter().any(grants_write) => Ok(Identity::User {
+            Some(privileges) if privileges.iter().any(|p| grants_write(p)) => Ok(Identity::User {
                 creds: creds.clone(),
                 address,
             }),
@@ -681,11 +643,7 @@ impl Gateway {
             .filter(|r| r.is_resource_type(CALDAV, "calendar"))
             .filter(|r| !r.is_resource_type(CALSERVER, "shared"))
             .filter_map(|r| client.resolve(home, &r.href).ok())
-            .filter_map(|url| {
-                let rest = url.path().strip_prefix(home.path())?;
-                let seg = rest.trim_end_matches('/');
-                (!seg.is_empty() && !seg.contains('/')).then(|| percent_decode(seg))?
-            })
+            .filter_map(|url| child_name(home, &url))
             .map(|name| self.calid(user, &name))
             .collect();
         ids.sort();
@@ -769,7 +727,7 @@ impl Gateway {
             .principal(creds)
             .await
             .map_err(|e| self.refused_credentials(e, creds))?;
-        if let Some(home) = shown.filter(|h| principal_key(h) != principal_key(&me.home)) {
+        if let Some(home) = shown.filter(|h| !me.is_home(h)) {
             return Ok(home);
         }
         let underivable = |detail: String| {
@@ -868,6 +826,7 @@ impl Gateway {
             .push(name)
             .push("");
         let (url, resp) = self
+            .discovery()
             .propfind_following(&url, &[RESOURCETYPE], creds)
             .await?;
         match resp.status {
@@ -900,50 +859,14 @@ impl Gateway {
             truncated: false,
         })
     }
-
-    /// PROPFIND Depth 0, following at most [`MAX_REDIRECTS`] same-origin redirects (Cyrus sends
-    /// another user's calendar to the shared view in the caller's home). Returns the URL that
-    /// answered and its answer, whatever the status.
-    async fn propfind_following(
-        &self,
-        start: &Url,
-        props: &[PropName],
-        creds: &Credentials,
-    ) -> Result<(Url, HttpResponse), TranslateError> {
-        let client = self.discovery().client();
-        let mut url = start.clone();
-        for _ in 0..=MAX_REDIRECTS {
-            let resp = client.propfind_raw(&url, Depth::Zero, props, creds).await?;
-            if !matches!(resp.status, 301 | 302 | 307 | 308) {
-                return Ok((url, resp));
-            }
-            let location = resp.header("location").unwrap_or("").to_owned();
-            url = client.resolve(&url, &location)?;
-            // Credentials never ride in a URL we send.
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-        }
-        Err(TranslateError::Upstream(CaldavError::Redirect {
-            method: "PROPFIND".into(),
-            path: start.path().to_owned(),
-            status: 301,
-            location: url.path().to_owned(),
-        }))
-    }
 }
 
 /// The owner's name of a calendar found at `url`: the segment below the owner's `home` when it
 /// is there, else the last segment without Cyrus's `<owner>.` prefix (its shared view of
 /// another user's calendar is `<caller home>/<owner>.<calendar>/`).
 fn owner_side_name(user: &str, home: &Url, url: &Url) -> String {
-    if let Some(rest) = url.path().strip_prefix(home.path()) {
-        let seg = rest.trim_end_matches('/');
-        if !seg.is_empty()
-            && !seg.contains('/')
-            && let Some(name) = percent_decode(seg)
-        {
-            return name;
-        }
+    if let Some(name) = child_name(home, url) {
+        return name;
     }
     let last = last_segment(url).unwrap_or_default();
     match last.strip_prefix(&format!("{user}.")) {
@@ -1062,6 +985,7 @@ mod tests {
             namespace: ns.into(),
             name: name.into(),
             attributes: vec![],
+            children: vec![],
         };
         assert!(grants_write(&p(DAV, "write")));
         assert!(grants_write(&p(DAV, "write-content")));

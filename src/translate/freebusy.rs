@@ -12,6 +12,7 @@ use crate::caldav::Credentials;
 use crate::ical::contentline::ContentLine;
 use crate::ical::datetime::{DateOrDateTime, DateTime, Zone};
 use crate::ical::scheduling::{Address, first_schedulable};
+use crate::ical::vcal10::DEFAULT_PRODID;
 
 /// One user's busy time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +139,7 @@ impl Gateway {
             .mail_addresses()
             .into_iter()
             .next()
-            .unwrap_or_else(|| format!("{}@{}", creds.user, self.domain));
+            .unwrap_or_else(|| format!("{}@{}", creds.user, self.domain()));
 
         let mut outcome = FreeBusyOutcome {
             start: q.start.to_ical(),
@@ -157,9 +158,10 @@ impl Gateway {
             return Ok(outcome);
         }
         let mut ics = format!(
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calgate//calgate//EN\r\nMETHOD:REQUEST\r\n\
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{}\r\nMETHOD:REQUEST\r\n\
              BEGIN:VFREEBUSY\r\nUID:{}\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\n\
              ORGANIZER:mailto:{organizer}\r\n",
+            DEFAULT_PRODID,
             generate_uid(),
             DateTime::now_utc().to_ical(),
             outcome.start,

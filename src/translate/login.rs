@@ -9,6 +9,7 @@
 
 use super::{Gateway, Identity};
 use crate::caldav::{CaldavError, Credentials};
+use crate::ical::scheduling::strip_mailto;
 use crate::secret::Secret;
 
 /// Why a login did not succeed.
@@ -20,6 +21,18 @@ pub enum LoginError {
     /// The upstream could not check the credentials.
     #[error("upstream unavailable: {0}")]
     Unavailable(CaldavError),
+}
+
+/// The address a login id stands for: `alice@example.com` as given (a `mailto:` in any case
+/// taken off), a bare `alice` at the calendar `domain`.
+fn login_address(id: &str, domain: &str) -> String {
+    let id = id.trim();
+    let id = strip_mailto(id).map_or(id, str::trim);
+    if id.contains('@') {
+        id.to_owned()
+    } else {
+        format!("{id}@{domain}")
+    }
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -49,11 +62,7 @@ impl Gateway {
                 Err(LoginError::Refused)
             };
         }
-        let address = if id.contains('@') {
-            id.trim_start_matches("mailto:").to_owned()
-        } else {
-            format!("{id}@{}", self.domain)
-        };
+        let address = login_address(id, self.domain());
         let Some(user) = self.discovery.login_for(&address) else {
             // Not at our domain and not a configured peer.
             return Err(LoginError::Refused);
@@ -76,7 +85,28 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, login_address};
+
+    #[test]
+    fn login_ids_become_addresses() {
+        let d = "example.com";
+        assert_eq!(login_address("alice", d), "alice@example.com");
+        assert_eq!(login_address("alice@example.com", d), "alice@example.com");
+        assert_eq!(
+            login_address("MAILTO:alice@example.com", d),
+            "alice@example.com"
+        );
+        assert_eq!(
+            login_address("mailto:alice@example.com", d),
+            "alice@example.com"
+        );
+        assert_eq!(
+            login_address("MailTo: alice@example.com ", d),
+            "alice@example.com"
+        );
+        assert_eq!(login_address("mailto:alice", d), "alice@example.com");
+        assert_eq!(login_address("bob@other.example", d), "bob@other.example");
+    }
 
     #[test]
     fn comparison() {

@@ -21,12 +21,14 @@ pub mod login;
 pub mod rsvp;
 pub mod sendevent;
 
+use crate::caldav::path::same_collection;
 use crate::caldav::{CaldavError, Credentials, Discovery};
 use crate::config::{Config, PeerAccount, PolicyConfig};
 use crate::ical::component::Component;
 use crate::ical::datetime::DateTime;
 use crate::ical::scheduling::Address;
-use crate::ical::vcal10::{NormaliseOptions, Quirks};
+use crate::ical::vcal10::NormaliseOptions;
+use reqwest::Url;
 
 pub use expand::Expansion;
 pub use freebusy::{FreeBusyOutcome, UserFreeBusy};
@@ -106,11 +108,37 @@ pub struct Delivery {
     pub status: DeliveryStatus,
 }
 
+/// How a calendar was found by discovery, so that it can be looked up again when the upstream
+/// shows the cached answer stale ([`Gateway::retry_if_stale`]).
+#[derive(Debug, Clone, Copy)]
+enum Found<'a> {
+    /// The default calendar of these credentials' own principal.
+    Own(&'a Credentials),
+    /// [`Discovery::calendar_of`] this user, as these credentials address it.
+    Of(&'a str, &'a Credentials),
+}
+
+/// An error that shows a calendar is gone upstream (404 or 410).
+trait Gone {
+    fn is_gone(&self) -> bool;
+}
+
+impl Gone for CaldavError {
+    fn is_gone(&self) -> bool {
+        self.is_not_found()
+    }
+}
+
+impl Gone for TranslateError {
+    fn is_gone(&self) -> bool {
+        matches!(self, TranslateError::Upstream(e) if e.is_not_found())
+    }
+}
+
 /// The shared gateway state: discovery (with its client and cache), policy and accounts.
 #[derive(Debug)]
 pub struct Gateway {
     discovery: Discovery,
-    domain: String,
     server_id: String,
     service: Option<Credentials>,
     peers: Vec<PeerAccount>,
@@ -123,7 +151,6 @@ impl Gateway {
         let client = crate::caldav::CaldavClient::from_config(config)?;
         Ok(Gateway {
             discovery: Discovery::new(client, config),
-            domain: config.upstream.domain.to_ascii_lowercase(),
             server_id: config.gateway.server_id.clone(),
             service: config
                 .upstream
@@ -140,9 +167,9 @@ impl Gateway {
         &self.discovery
     }
 
-    /// The calendar domain.
+    /// The calendar domain (lower-case).
     pub fn domain(&self) -> &str {
-        &self.domain
+        self.discovery.domain()
     }
 
     /// This calendar store's id (`gateway.server_id`), the host part of its CalIDs
@@ -164,7 +191,7 @@ impl Gateway {
     /// True when `addr` (`bob@example.com`) is at the calendar domain.
     pub fn is_local(&self, addr: &Address) -> bool {
         addr.domain()
-            .is_some_and(|d| d.eq_ignore_ascii_case(&self.domain))
+            .is_some_and(|d| d.eq_ignore_ascii_case(self.domain()))
     }
 
     /// Whether the upstream shows, with evidence, that no user has this local address: its
@@ -178,6 +205,55 @@ impl Gateway {
     ) -> Result<bool, CaldavError> {
         Ok(self.discovery.classify(&addr.addr, creds).await?
             == crate::caldav::AddressKind::UnknownLocal)
+    }
+
+    /// Runs `op` on `calendar`, found by discovery as `found` says (possibly from its cache).
+    /// When the upstream answers 404 (the calendar was removed or renamed since: the cached
+    /// discovery is stale), what is cached about its owner is forgotten, the calendar looked up
+    /// afresh, and `op` runs once more if that finds a different one; otherwise the 404 stands.
+    ///
+    /// (`op` takes the URL by value: an `AsyncFn(&Url)` would make the callers' futures
+    /// not `Send` for every lifetime, which the session tasks need.)
+    async fn retry_if_stale<T, E: Gone, F: Future<Output = Result<T, E>>>(
+        &self,
+        found: Found<'_>,
+        calendar: &Url,
+        op: impl Fn(Url) -> F,
+    ) -> Result<T, E> {
+        let gone = match op(calendar.clone()).await {
+            Err(e) if e.is_gone() => e,
+            other => return other,
+        };
+        let (user, fresh) = match found {
+            Found::Own(creds) => {
+                self.discovery.forget(&creds.user);
+                let fresh = self.discovery.principal(creds).await;
+                (
+                    creds.user.as_str(),
+                    fresh.map(|p| p.default_calendar.clone()),
+                )
+            }
+            Found::Of(user, creds) => {
+                self.discovery.forget(user);
+                (user, self.discovery.calendar_of(user, creds).await)
+            }
+        };
+        match fresh {
+            Ok(url) if !same_collection(&url, calendar) => {
+                tracing::info!(
+                    user,
+                    stale = calendar.path(),
+                    fresh = url.path(),
+                    "calendar moved upstream; retrying there"
+                );
+                op(url).await
+            }
+            Ok(_) => Err(gone),
+            Err(e) => {
+                tracing::debug!(user, error = %e, "rediscovery after a 404 failed");
+                Err(gone)
+            }
+        }
     }
 
     /// The credentials to act with for work on behalf of `identity` that needs more than its
@@ -194,12 +270,7 @@ impl Gateway {
 /// Normalises client data (vCalendar 1.0 as the drafts write it, or iCalendar 2.0) to an
 /// iCalendar VCALENDAR.
 pub fn normalise(text: &str) -> Result<Component, TranslateError> {
-    let opts = NormaliseOptions {
-        quirks: Quirks::default(),
-        now: DateTime::now_utc(),
-        prodid: concat!("-//calgate//calgate ", env!("CARGO_PKG_VERSION"), "//EN").to_owned(),
-    };
-    crate::ical::vcal10::normalise(text, &opts)
+    crate::ical::vcal10::normalise(text, &NormaliseOptions::new(DateTime::now_utc()))
         .map(|n| {
             if !n.applied.is_empty() {
                 tracing::debug!(quirks = ?n.applied, "normalised legacy calendar data");
@@ -212,14 +283,7 @@ pub fn normalise(text: &str) -> Result<Component, TranslateError> {
 /// A resource name for a UID: safe characters kept, others percent-encoded, long UIDs
 /// shortened with a digest so the name stays within path limits.
 pub fn resource_name(uid: &str) -> String {
-    let mut out = String::with_capacity(uid.len() + 4);
-    for b in uid.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let mut out = crate::caldav::path::percent_encode(uid, b"-_.@");
     if out.len() > 200 {
         let digest = ring::digest::digest(&ring::digest::SHA256, uid.as_bytes());
         let hex: String = digest.as_ref()[..16]

@@ -12,8 +12,8 @@
 //! The answer lists the other attendees that have accepted, as the copy that was written shows
 //! them (cip-00 §2.3 `CONFIRMED`).
 
-use super::sendevent::find_by_uid;
-use super::{Gateway, Identity, TranslateError};
+use super::sendevent::{find_by_uid, parse_stored};
+use super::{Found, Gateway, Identity, TranslateError};
 use crate::caldav::{CaldavClient, Credentials, WriteCondition};
 use crate::ical::component::Component;
 use crate::ical::scheduling::{Address, first_schedulable, first_schedulable_mut};
@@ -99,12 +99,14 @@ impl Gateway {
                 )));
             }
             let principal = self.discovery.principal(creds).await?;
-            self.update_partstat(
-                creds,
+            let (uid, responder, partstat) = (&uid, &responder, &partstat);
+            self.retry_if_stale(
+                Found::Own(creds),
                 &principal.default_calendar,
-                &uid,
-                &responder,
-                &partstat,
+                |calendar| async move {
+                    self.update_partstat(creds, &calendar, uid, responder, partstat)
+                        .await
+                },
             )
             .await
         } else {
@@ -123,14 +125,22 @@ impl Gateway {
             }
             let service = self.service_or_denied("Recording a foreign attendee's answer")?;
             let organizer = self.local_organizer(event)?;
-            let Some(calendar) = self.attendee_calendar(service, &organizer).await? else {
+            let Some((user, calendar)) = self.attendee_calendar(service, &organizer).await? else {
                 return Err(TranslateError::NotFound(format!(
                     "No local organizer {} for this event",
                     organizer.addr
                 )));
             };
-            self.update_partstat(service, &calendar, &uid, &responder, &partstat)
-                .await
+            let (uid, responder, partstat) = (&uid, &responder, &partstat);
+            self.retry_if_stale(
+                Found::Of(&user, service),
+                &calendar,
+                |calendar| async move {
+                    self.update_partstat(service, &calendar, uid, responder, partstat)
+                        .await
+                },
+            )
+            .await
         }
     }
 
@@ -163,12 +173,9 @@ impl Gateway {
             let obj = find_by_uid(client, calendar, uid, creds)
                 .await?
                 .ok_or_else(|| TranslateError::NotFound(format!("No event with UID {uid}")))?;
-            let mut stored = crate::ical::component::parse_components(&obj.data)
-                .ok()
-                .and_then(|v| v.into_iter().find(|c| c.name == "VCALENDAR"))
-                .ok_or_else(|| {
-                    TranslateError::Conflict("The stored event cannot be read".into())
-                })?;
+            let mut stored = parse_stored(&obj).ok_or_else(|| {
+                TranslateError::Conflict("The stored event cannot be read".into())
+            })?;
             let event = first_schedulable_mut(&mut stored)
                 .ok_or_else(|| TranslateError::Conflict("The stored object has no event".into()))?;
             if !event.set_partstat(responder, partstat) {

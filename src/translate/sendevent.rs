@@ -15,7 +15,7 @@
 //! its SEQUENCE is higher, by a conditional PUT (`If-Match` / `If-Schedule-Tag-Match`). The
 //! same or a lower SEQUENCE changes nothing, so a replayed SENDEVENT is harmless.
 
-use super::{Delivery, DeliveryStatus, Gateway, Identity, TranslateError, resource_name};
+use super::{Delivery, DeliveryStatus, Found, Gateway, Identity, TranslateError, resource_name};
 use crate::caldav::{CaldavError, CalendarObject, Credentials, QueryFilter, WriteCondition};
 use crate::ical::component::Component;
 use crate::ical::scheduling::{Address, ScheduleStatus, first_schedulable};
@@ -69,7 +69,20 @@ impl Gateway {
         if self.is_local(&organizer) {
             match identity {
                 Identity::User { creds, address } if organizer_is(&organizer, address) => {
-                    self.organizer_put(creds, &mut calendar, &uid, &local_attendees)
+                    // The upstream schedules only for the calendar's owner: the account the
+                    // gateway writes with must be the organizer's own (after a CAP IDENTIFY the
+                    // session's address may name someone whose calendar it may merely write).
+                    if self.discovery.login_for(&organizer.addr).as_deref()
+                        != Some(creds.user.as_str())
+                    {
+                        return Err(TranslateError::AccessDenied(format!(
+                            "Scheduling as {} needs {}'s own login: the calendar server sends \
+                             invitations only for the organizer's own account, and this \
+                             session is logged in as {}",
+                            organizer.addr, organizer.addr, creds.user
+                        )));
+                    }
+                    self.organizer_put(creds, &calendar, &uid, &local_attendees)
                         .await
                 }
                 _ => Err(TranslateError::AccessDenied(format!(
@@ -122,17 +135,37 @@ impl Gateway {
         }
     }
 
-    /// Local organizer: PUT into their calendar, let the upstream schedule, read back.
+    /// Local organizer: PUT into their default calendar, let the upstream schedule, read back.
+    /// A default calendar that is gone upstream (404) is looked up again once.
     async fn organizer_put(
         &self,
         creds: &Credentials,
-        calendar: &mut Component,
+        calendar: &Component,
         uid: &str,
         local_attendees: &[Address],
     ) -> Result<SendEventOutcome, TranslateError> {
         let principal = self.discovery.principal(creds).await?;
+        self.retry_if_stale(
+            Found::Own(creds),
+            &principal.default_calendar,
+            |target| async move {
+                self.organizer_put_in(&target, creds, calendar, uid, local_attendees)
+                    .await
+            },
+        )
+        .await
+    }
+
+    /// [`Gateway::organizer_put`] into `target`.
+    async fn organizer_put_in(
+        &self,
+        target: &Url,
+        creds: &Credentials,
+        calendar: &Component,
+        uid: &str,
+        local_attendees: &[Address],
+    ) -> Result<SendEventOutcome, TranslateError> {
         let client = self.discovery.client();
-        let target = &principal.default_calendar;
         let new_seq = first_schedulable(calendar)
             .map(|e| e.sequence())
             .unwrap_or(0);
@@ -262,6 +295,7 @@ impl Gateway {
     }
 
     /// Writes or updates one attendee copy. `Ok(None)`: the stored copy is as new or newer.
+    /// A calendar that is gone upstream (404) is looked up again once.
     async fn deliver_copy(
         &self,
         service: &Credentials,
@@ -270,17 +304,34 @@ impl Gateway {
         new_seq: u32,
         ics: &str,
     ) -> Result<Option<DeliveryStatus>, CaldavError> {
-        let calendar = match self.attendee_calendar(service, attendee).await {
-            Ok(Some(c)) => c,
+        let (user, calendar) = match self.attendee_calendar(service, attendee).await {
+            Ok(Some(found)) => found,
             Ok(None) => return Ok(Some(DeliveryStatus::UnknownUser)),
             // The user's calendar is closed to the service account (no grant, or DAViCal, which
             // answers 403 for users that do not exist as well).
             Err(e) if e.status() == Some(403) => return Ok(Some(DeliveryStatus::Refused)),
             Err(e) => return Err(e),
         };
+        self.retry_if_stale(
+            Found::Of(&user, service),
+            &calendar,
+            |calendar| async move { self.copy_into(&calendar, service, uid, new_seq, ics).await },
+        )
+        .await
+    }
+
+    /// [`Gateway::deliver_copy`] into `calendar`.
+    async fn copy_into(
+        &self,
+        calendar: &Url,
+        service: &Credentials,
+        uid: &str,
+        new_seq: u32,
+        ics: &str,
+    ) -> Result<Option<DeliveryStatus>, CaldavError> {
         let client = self.discovery.client();
         for _round in 0..2 {
-            let existing = find_by_uid(client, &calendar, uid, service).await;
+            let existing = find_by_uid(client, calendar, uid, service).await;
             let existing = match existing {
                 Ok(e) => e,
                 Err(e) if e.status() == Some(403) => return Ok(Some(DeliveryStatus::Refused)),
@@ -290,7 +341,14 @@ impl Gateway {
                 Some(obj) if new_seq <= sequence_of(parse_stored(obj).as_ref()) => return Ok(None),
                 Some(obj) => match WriteCondition::for_object(obj) {
                     Some(cond) => client.put(&obj.url, ics.to_owned(), cond, service).await,
-                    None => continue,
+                    // Re-reading would not help: the server sends no validator for it.
+                    None => {
+                        return Ok(Some(DeliveryStatus::Failed(format!(
+                            "the attendee's stored copy {} has neither ETag nor Schedule-Tag, \
+                             so it cannot be replaced safely; nothing was written",
+                            obj.url.path()
+                        ))));
+                    }
                 },
                 None => {
                     let url = match calendar.join(&resource_name(uid)) {
@@ -314,18 +372,18 @@ impl Gateway {
         )))
     }
 
-    /// The default calendar of a local attendee, found with the service account, or `None`
-    /// when no such user exists upstream.
+    /// The upstream login name and default calendar of a local attendee, found with the
+    /// service account, or `None` when no such user exists upstream.
     pub(crate) async fn attendee_calendar(
         &self,
         service: &Credentials,
         attendee: &Address,
-    ) -> Result<Option<Url>, CaldavError> {
+    ) -> Result<Option<(String, Url)>, CaldavError> {
         let Some(user) = self.discovery.login_for(&attendee.addr) else {
             return Ok(None);
         };
         match self.discovery.calendar_of(&user, service).await {
-            Ok(url) => Ok(Some(url)),
+            Ok(url) => Ok(Some((user, url))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -360,7 +418,8 @@ pub(crate) async fn find_by_uid(
     Ok(found.into_iter().next())
 }
 
-fn parse_stored(obj: &CalendarObject) -> Option<Component> {
+/// The VCALENDAR of a stored object, `None` when it does not parse.
+pub(super) fn parse_stored(obj: &CalendarObject) -> Option<Component> {
     crate::ical::component::parse_components(&obj.data)
         .ok()?
         .into_iter()
