@@ -7,6 +7,8 @@ mod common;
 
 use calgate::config::PlaintextPolicy;
 use common::*;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
 
 /// The test configuration with only the CIP listener.
 fn cip_only() -> calgate::config::Config {
@@ -35,15 +37,13 @@ fn sendevent(uid: &str) -> Vec<String> {
     .to_vec()
 }
 
-async fn stored(who: &str, uid: &str) -> usize {
-    objects_with_uid(who, uid).await.len()
-}
-
-/// The upstream stops after login: the command is answered "Upstream unavailable", nothing is
-/// claimed, the session stays usable, and the upstream holds nothing.
+/// The upstream stops mid-session, just as a SENDEVENT writes: the gateway has looked the UID
+/// up (REPORT through the proxy) and sends its PUT, and the proxy dies with that PUT instead of
+/// passing it on. The command is answered "Upstream unavailable", nothing is claimed, later
+/// commands say the same, the session stays usable, and the upstream holds nothing.
 #[tokio::test]
 async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
-    let proxy = CuttableProxy::start().await;
+    let proxy = CuttableProxy::start_cutting_at(Some(("PUT", 1))).await;
     let mut cfg = cip_only();
     cfg.upstream.url = proxy.url();
     cfg.upstream.connect_timeout_secs = 2;
@@ -53,11 +53,17 @@ async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
         c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
         vec!["OK 000 Logged in as alice@example.com"]
     );
-    proxy.cut();
+    assert!(
+        !proxy.is_cut(),
+        "the upstream is up until the SENDEVENT writes"
+    );
     let uid = unique_uid("cut");
     let event = sendevent(&uid);
     let lines: Vec<&str> = event.iter().map(String::as_str).collect();
     assert_eq!(c.command(&lines).await, vec!["NO 000 Upstream unavailable"]);
+    // The cut happened at the PUT: everything before it (login, the UID lookup) went through,
+    // so the write was one step from happening, and the checks below are not vacuous.
+    assert!(proxy.is_cut(), "the SENDEVENT got as far as its PUT");
     // Free-busy too, and the session still answers.
     let fb = c
         .command(&[
@@ -75,8 +81,8 @@ async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
         c.command(&["AUTHENTICATE LOGIN bob bobpw"]).await,
         vec!["NO 000 Upstream unavailable, try again later"]
     );
-    assert_eq!(stored("alice", &uid).await, 0);
-    assert_eq!(stored("bob", &uid).await, 0);
+    assert_eq!(count("alice", &uid).await, 0);
+    assert_eq!(count("bob", &uid).await, 0);
 }
 
 #[tokio::test]
@@ -106,19 +112,16 @@ async fn connection_cap_answers_and_closes() {
         Some("NO 000 Too many connections")
     );
     assert_eq!(third.line().await, None, "closed after the refusal");
-    // Slots come back when a connection ends.
+    // Slots come back when a connection ends (the server notices the close a moment later:
+    // retry, within a generous bound).
     assert_eq!(b.command(&["QUIT"]).await, vec!["OK 000 Goodbye"]);
     drop(b);
-    let mut again = None;
-    for _ in 0..50 {
+    let again = eventually(50, || async move {
         let mut c = LineClient::connect(addr).await;
         let first = c.line().await;
-        if first.as_deref() == Some("OK CIP 1.0 example.com") {
-            again = Some(c);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (first.as_deref() == Some("OK CIP 1.0 example.com")).then_some(c)
+    })
+    .await;
     assert!(again.is_some(), "a freed slot is reused");
 }
 
@@ -133,15 +136,12 @@ async fn closing_without_quit_frees_the_slot() {
     let gw = start_gateway(cfg).await;
     let addr = gw.cip_addr.unwrap();
     drop(greeted(addr).await);
-    let mut greeting = None;
-    for _ in 0..50 {
+    // Well before the 600 s idle limit (the bound only stops a broken test from hanging).
+    let greeting = eventually(50, || async move {
         let mut c = LineClient::connect(addr).await;
-        greeting = c.line().await;
-        if greeting.as_deref() == Some("OK CIP 1.0 example.com") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        c.line().await.filter(|g| g == "OK CIP 1.0 example.com")
+    })
+    .await;
     assert_eq!(greeting.as_deref(), Some("OK CIP 1.0 example.com"));
 }
 
@@ -194,7 +194,7 @@ async fn shutdown_tells_idle_sessions() {
     let cfg = cip_only();
     let gw = start_gateway(cfg).await;
     let mut c = greeted(gw.cip_addr.unwrap()).await;
-    let stop = tokio::spawn(gw.shutdown(std::time::Duration::from_secs(5)));
+    let stop = tokio::spawn(gw.shutdown(Duration::from_secs(5)));
     assert_eq!(
         c.line().await.as_deref(),
         Some("NO 000 Server shutting down")
@@ -244,6 +244,52 @@ async fn partial_delivery_reports_who_got_it() {
         "{reply:?}"
     );
     assert_eq!(reply[2], "OK 003 Not all attendees received the event");
-    assert_eq!(stored("bob", &uid).await, 1);
-    assert_eq!(stored("carol", &uid).await, 0);
+    assert_eq!(count("bob", &uid).await, 1);
+    assert_eq!(count("carol", &uid).await, 0);
+}
+
+/// `limits.command_timeout_secs` ends a command whose upstream hangs: the proxy holds the
+/// SENDEVENT's PUT for 4 s, the gateway gives up after 1 s and answers "Upstream unavailable"
+/// (a command timeout is a transport timeout, reported like an unreachable upstream), drops
+/// the request so the proxy never passes it on, and nothing is stored once the hold is over.
+#[tokio::test]
+async fn command_timeout_answers_and_stores_nothing() {
+    const HOLD: Duration = Duration::from_secs(4);
+    let proxy = DelayingProxy::start("PUT", HOLD).await;
+    let mut cfg = cip_only();
+    cfg.upstream.url = proxy.url();
+    cfg.limits.command_timeout_secs = 1;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
+        vec!["OK 000 Logged in as alice@example.com"]
+    );
+    let uid = unique_uid("command-timeout");
+    let event = sendevent(&uid);
+    let lines: Vec<&str> = event.iter().map(String::as_str).collect();
+    assert_eq!(c.command(&lines).await, vec!["NO 000 Upstream unavailable"]);
+    assert_eq!(
+        proxy.arrived.load(SeqCst),
+        1,
+        "the PUT reached the proxy and was held when the command timed out"
+    );
+    // The gateway dropped the held PUT (its connection closed) rather than leaving it to run.
+    let dropped = eventually(50, || async {
+        (proxy.dropped.load(SeqCst) == 1).then_some(())
+    })
+    .await;
+    assert!(
+        dropped.is_some(),
+        "the timed-out PUT was abandoned by the gateway"
+    );
+    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
+    tokio::time::sleep(HOLD + Duration::from_secs(1)).await;
+    assert_eq!(
+        proxy.forwarded.load(SeqCst),
+        0,
+        "the held PUT was never passed on"
+    );
+    assert_eq!(count("alice", &uid).await, 0);
+    assert_eq!(count("bob", &uid).await, 0);
 }

@@ -9,6 +9,19 @@ fn calgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_calgate"))
 }
 
+/// Asserts that a finished `calgate` exited 0 (showing both streams if not) and returns its
+/// standard output, which must be UTF-8.
+fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8");
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn check_config_accepts_the_shipped_file() {
     let out = calgate()
@@ -16,12 +29,7 @@ fn check_config_accepts_the_shipped_file() {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    assert!(succeeded(&out).contains("ok"));
 }
 
 #[test]
@@ -125,12 +133,7 @@ fn probe_reports_what_the_upstream_supports() {
         .env("CALGATE_PASSWORD", "alicepw")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     for want in [
         "calendar-access:       yes",
         "calendar-auto-schedule: yes",
@@ -158,88 +161,234 @@ fn probe_reports_what_the_upstream_supports() {
     assert!(err.contains("401"), "{err}");
 }
 
+/// `calgate run` as a child process, with its standard error (the log) read line by line on a
+/// thread. Dropping it kills the process, so a failing test leaves none behind.
+struct RunningCalgate {
+    child: std::process::Child,
+    log: std::sync::mpsc::Receiver<String>,
+    /// Every log line received so far.
+    seen: Vec<String>,
+}
+
+impl RunningCalgate {
+    /// Starts `calgate run --config <config>` with extra environment variables (colours off, so
+    /// the log reads as plain text).
+    fn start(config: &std::path::Path, env: &[(&str, &str)]) -> RunningCalgate {
+        use std::io::BufRead;
+        let mut child = calgate()
+            .args(["run", "--config"])
+            .arg(config)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        RunningCalgate {
+            child,
+            log,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first log line containing `text`, waiting up to 30 s for it.
+    fn wait_for(&mut self, text: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
+            return l.clone();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(text) {
+                        return l;
+                    }
+                }
+                Err(e) => panic!(
+                    "calgate run never logged {text:?} ({e}); its log:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The address a listener was bound to, as its "<PROTOCOL> listener ready listen=…" line
+    /// says: the configuration asks for port 0, so no port is guessed in advance and raced for.
+    fn listener(&mut self, protocol: &str) -> std::net::SocketAddr {
+        let line = strip_ansi(&self.wait_for(&format!("{protocol} listener ready")));
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("listen="))
+            .unwrap_or_else(|| panic!("no listen= in {line:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    /// Waits for the process to exit; returns its status and the whole log.
+    fn wait(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        // The process is gone, so its standard error is closed: the reader thread reaches the
+        // end and the channel drains.
+        while let Ok(l) = self.log.recv_timeout(std::time::Duration::from_secs(10)) {
+            self.seen.push(l);
+        }
+        (status, self.seen.join("\n"))
+    }
+}
+
+impl Drop for RunningCalgate {
+    fn drop(&mut self) {
+        // Harmless when the process has already exited and been waited for.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes ANSI colour sequences (should the log be coloured after all).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A blocking line-oriented connection to a `calgate run` listener.
+struct Conn {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl Conn {
+    fn connect(addr: std::net::SocketAddr) -> Conn {
+        let stream = std::net::TcpStream::connect(addr).expect("calgate run listens");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            reader: std::io::BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    /// One line without its end; "" once the server closed the connection.
+    fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut l = String::new();
+        self.reader.read_line(&mut l).unwrap();
+        l.trim_end().to_owned()
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+    }
+}
+
+/// Reads the CAP greeting and logs in as alice with SASL PLAIN.
+fn cap_login_alice(cap: &mut Conn) {
+    assert_eq!(cap.line(), "2.0", "CAP greeting");
+    while cap.line() != "AUTOLOGOUTTIME=900" {}
+    assert_eq!(cap.line(), ".");
+    cap.send("AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=");
+    assert_eq!(cap.line(), "2.0");
+    assert_eq!(cap.line(), ".");
+    assert_eq!(cap.line(), "IDENTITY=alice@example.com");
+    while cap.line() != "." {}
+}
+
 /// `calgate run` (what scripts/demo starts) with the shipped gateway.toml: it serves CIP against
 /// the real upstream, and on SIGTERM tells the idle sessions (CIP and CAP) and exits 0.
 #[test]
 fn run_serves_cip_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Write};
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let port = free_port();
-    let cap_port = free_port();
-    let cfg = shipped_config_with_cap("run", port, Some(cap_port));
-    let mut child = calgate()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stream = None;
-    for _ in 0..200 {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream = Some(s);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let stream = stream.expect("calgate run listens on the configured port");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut line = || {
-        let mut l = String::new();
-        reader.read_line(&mut l).unwrap();
-        l.trim_end().to_owned()
-    };
-    assert_eq!(line(), "OK CIP 1.0 example.com");
-    writer
-        .write_all(b"AUTHENTICATE LOGIN alice alicepw\r\n")
-        .unwrap();
-    assert_eq!(line(), "OK 000 Logged in as alice@example.com");
+    // Port 0 for both listeners: the log says where they are.
+    let cfg = shipped_config_with_cap("run", 0, Some(0));
+    let mut gw = RunningCalgate::start(&cfg, &[]);
+    let mut cip = Conn::connect(gw.listener("CIP"));
+    assert_eq!(cip.line(), "OK CIP 1.0 example.com");
+    cip.send("AUTHENTICATE LOGIN alice alicepw");
+    assert_eq!(cip.line(), "OK 000 Logged in as alice@example.com");
     // The CAP listener of the same process, as configured by the shipped file.
-    let cap = std::net::TcpStream::connect(("127.0.0.1", cap_port)).expect("CAP listens");
-    cap.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut cap_reader = BufReader::new(cap.try_clone().unwrap());
-    let mut cap_writer = cap;
-    let mut cap_line = || {
-        let mut l = String::new();
-        cap_reader.read_line(&mut l).unwrap();
-        l.trim_end().to_owned()
-    };
-    assert_eq!(cap_line(), "2.0", "CAP greeting");
-    while cap_line() != "AUTOLOGOUTTIME=900" {}
-    assert_eq!(cap_line(), ".");
-    cap_writer
-        .write_all(b"AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=\r\n")
-        .unwrap();
-    assert_eq!(cap_line(), "2.0");
-    assert_eq!(cap_line(), ".");
-    assert_eq!(cap_line(), "IDENTITY=alice@example.com");
-    while cap_line() != "." {}
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert_eq!(line(), "NO 000 Server shutting down");
+    let mut cap = Conn::connect(gw.listener("CAP"));
+    cap_login_alice(&mut cap);
+    gw.terminate();
+    assert_eq!(cip.line(), "NO 000 Server shutting down");
     assert_eq!(
-        cap_line(),
+        cap.line(),
         "10.2 ; The gateway is shutting down; reconnect later"
     );
-    assert_eq!(line(), "", "closed after the notice");
-    let status = child.wait().unwrap();
+    assert_eq!(cip.line(), "", "closed after the notice");
+    let (status, _) = gw.wait();
     assert!(
         status.success(),
         "calgate run exits 0 on SIGTERM: {status:?}"
     );
+}
+
+/// With debug logging on, logins over CIP (right and wrong password) and CAP leave no password
+/// in the log, in any form the gateway handles it: as typed, as the CAP SASL PLAIN string, as
+/// the upstream's HTTP Basic credentials; nor the service account's password from the file.
+#[test]
+fn passwords_never_reach_the_log() {
+    let cfg = shipped_config_with_cap("log", 0, Some(0));
+    let mut gw = RunningCalgate::start(&cfg, &[("CALGATE_LOG", "debug")]);
+    let mut cip = Conn::connect(gw.listener("CIP"));
+    assert_eq!(cip.line(), "OK CIP 1.0 example.com");
+    cip.send("AUTHENTICATE LOGIN alice not-alicepw-9431");
+    assert_eq!(cip.line(), "NO 000 Authentication failed");
+    cip.send("AUTHENTICATE LOGIN alice alicepw");
+    assert_eq!(cip.line(), "OK 000 Logged in as alice@example.com");
+    let mut cap = Conn::connect(gw.listener("CAP"));
+    cap_login_alice(&mut cap);
+    // The CAP login is logged once it is done; wait for it before stopping.
+    gw.wait_for("CAP login");
+    gw.terminate();
+    let (status, log) = gw.wait();
+    assert!(status.success(), "{status:?}\n{log}");
+    // Logging was on, at debug level: the test could see a password if one were written.
+    assert!(log.contains("CIP listener ready"), "{log}");
+    assert!(log.contains("CAP login"), "{log}");
+    assert!(log.contains("connection accepted"), "debug lines: {log}");
+    for secret in [
+        "alicepw",
+        "not-alicepw-9431",
+        "AGFsaWNlAGFsaWNlcHc=", // SASL PLAIN "\0alice\0alicepw"
+        "YWxpY2U6YWxpY2Vwdw==", // HTTP Basic "alice:alicepw"
+        "calgatepw",
+    ] {
+        assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
+    }
 }
 
 /// A fresh, empty directory for one gen-cert test.
@@ -272,12 +421,7 @@ fn gen_cert_writes_a_loadable_pair() {
         .arg(&key)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     let cert_abs = std::fs::canonicalize(&cert).unwrap();
     let key_abs = std::fs::canonicalize(&key).unwrap();
     assert!(
@@ -313,12 +457,7 @@ fn gen_cert_defaults() {
         .current_dir(&dir)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(stdout.contains("localhost, 127.0.0.1"), "{stdout}");
     assert!(stdout.contains("valid for 365 days"), "{stdout}");
     calgate::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap();
@@ -341,7 +480,7 @@ fn gen_cert_refuses_to_overwrite_without_force() {
             .output()
             .unwrap()
     };
-    assert!(run(&[]).status.success());
+    succeeded(&run(&[]));
     let first_cert = std::fs::read(&cert).unwrap();
     let first_key = std::fs::read(&key).unwrap();
 
@@ -353,12 +492,7 @@ fn gen_cert_refuses_to_overwrite_without_force() {
     assert_eq!(std::fs::read(&cert).unwrap(), first_cert);
     assert_eq!(std::fs::read(&key).unwrap(), first_key);
 
-    let out = run(&["--force"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&run(&["--force"]));
     assert_ne!(std::fs::read(&key).unwrap(), first_key);
     calgate::tls::server_config(&cert, &key).unwrap();
 
@@ -390,13 +524,7 @@ fn scram_hash_prints_a_verifier_check_config_accepts() {
             .unwrap();
         child.wait_with_output().unwrap()
     };
-    let out = hash(&[], "s3cret-local\n");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let line = succeeded(&hash(&[], "s3cret-local\n")).trim().to_owned();
     let keys = StoredKeys::parse(&line).unwrap();
     assert_eq!(keys.iterations, 4096);
     assert_eq!(keys.salt.len(), 16);
@@ -418,8 +546,7 @@ fn scram_hash_prints_a_verifier_check_config_accepts() {
         ],
         "",
     );
-    assert!(out.status.success());
-    let keys = StoredKeys::parse(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let keys = StoredKeys::parse(succeeded(&out).trim()).unwrap();
     assert_eq!(StoredKeys::derive(b"from-a-file", &keys.salt, 5000), keys);
 
     let out = hash(&["--iterations", "1000"], "pw\n");
@@ -438,10 +565,5 @@ fn scram_hash_prints_a_verifier_check_config_accepts() {
         ),
     )
     .unwrap();
-    let out = calgate().arg("check-config").arg(&config).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&calgate().arg("check-config").arg(&config).output().unwrap());
 }

@@ -294,81 +294,161 @@ impl LineClient {
     }
 }
 
-/// A TCP proxy in front of the real upstream that a test can cut: existing connections are
-/// dropped and new ones refused, as when the upstream server stops.
-pub struct CuttableProxy {
+/// What a [`Proxy`] does with the requests passing through it.
+///
+/// Method matching: an HTTP/1.1 client (the gateway's reqwest) never pipelines, so a request
+/// always begins a fresh read from the connection, and its request line is written in one go.
+/// A request "with method `M`" is therefore a read that *begins* with `M ` (method, one space);
+/// later reads of the same request (the rest of a body) do not begin with a method and pass
+/// as they are. Data that merely contains `PUT ` somewhere (an event body) never matches.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// Pass everything (the proxy is cut only by [`Proxy::cut`]).
+    Pass,
+    /// Cut the proxy when the `n`-th request with the method arrives (counted over all
+    /// connections, from 1): that request never reaches the upstream.
+    CutAt(&'static str, usize),
+    /// Hold every request with the method for the duration before passing it on; a held
+    /// request whose client connection closes meanwhile is dropped, never forwarded.
+    Hold(&'static str, std::time::Duration),
+}
+
+impl Rule {
+    /// The method the rule looks for, if any.
+    fn method(&self) -> Option<&'static str> {
+        match self {
+            Rule::Pass => None,
+            Rule::CutAt(m, _) | Rule::Hold(m, _) => Some(m),
+        }
+    }
+}
+
+/// True when `chunk` (one read from the client) begins a request with `method`.
+fn begins_request(chunk: &[u8], method: &str) -> bool {
+    chunk.starts_with(method.as_bytes()) && chunk.get(method.len()) == Some(&b' ')
+}
+
+/// A TCP proxy in front of the real upstream, applying a [`Rule`] to the requests it carries.
+/// Cutting it ([`Proxy::cut`], or [`Rule::CutAt`]) drops every connection and refuses new
+/// ones, as when the upstream server stops. [`CuttableProxy`] and [`DelayingProxy`] are the
+/// two uses the tests name.
+pub struct Proxy {
     pub addr: std::net::SocketAddr,
+    /// Requests with the rule's method that reached the proxy (held, cut or passed).
+    pub arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Held requests that were passed on to the upstream after the hold.
+    pub forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Held requests dropped because the gateway closed the connection first.
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     cut: tokio_util::sync::CancellationToken,
 }
 
-impl CuttableProxy {
-    /// Starts a proxy to the test upstream on an ephemeral loopback port.
-    pub async fn start() -> CuttableProxy {
-        Self::start_cutting_at(None).await
-    }
+/// The counters one proxy's connections share.
+#[derive(Clone)]
+struct ProxyState {
+    rule: Rule,
+    arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    cut: tokio_util::sync::CancellationToken,
+}
 
-    /// Like [`CuttableProxy::start`], but the proxy cuts itself when the client sends the
-    /// `n`-th request starting with `method` (that request never reaches the upstream).
-    pub async fn start_cutting_at(rule: Option<(&'static str, usize)>) -> CuttableProxy {
+impl Proxy {
+    /// Starts a proxy to the test upstream on an ephemeral loopback port.
+    pub async fn start(rule: Rule) -> Proxy {
         let target = upstream_socket();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let cut = tokio_util::sync::CancellationToken::new();
-        let token = cut.clone();
-        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let state = ProxyState {
+            rule,
+            arrived: Default::default(),
+            forwarded: Default::default(),
+            dropped: Default::default(),
+            cut: tokio_util::sync::CancellationToken::new(),
+        };
+        let proxy = Proxy {
+            addr,
+            arrived: state.arrived.clone(),
+            forwarded: state.forwarded.clone(),
+            dropped: state.dropped.clone(),
+            cut: state.cut.clone(),
+        };
         tokio::spawn(async move {
             loop {
                 let (inbound, _) = tokio::select! {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => break },
-                    _ = token.cancelled() => break,
+                    _ = state.cut.cancelled() => break,
                 };
-                let token = token.clone();
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (mut ci, mut co) = inbound.into_split();
-                    let (mut ui, mut uo) = outbound.into_split();
-                    let upward = async {
-                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                        let mut buf = vec![0u8; 65536];
-                        loop {
-                            let n = match ci.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            if let Some((method, nth)) = rule {
-                                let starts = buf[..n]
-                                    .windows(method.len() + 1)
-                                    .filter(|w| {
-                                        w.starts_with(method.as_bytes()) && w[method.len()] == b' '
-                                    })
-                                    .count();
-                                if starts > 0
-                                    && seen.fetch_add(starts, std::sync::atomic::Ordering::SeqCst)
-                                        + starts
-                                        >= nth
-                                {
-                                    token.cancel();
-                                    break;
-                                }
-                            }
-                            if uo.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    let downward = tokio::io::copy(&mut ui, &mut co);
-                    tokio::select! {
-                        _ = upward => {}
-                        _ = downward => {}
-                        _ = token.cancelled() => {}
-                    }
-                });
+                tokio::spawn(Self::carry(inbound, target, state.clone()));
             }
         });
-        CuttableProxy { addr, cut }
+        proxy
+    }
+
+    /// One client connection: a fresh upstream connection, the rule applied upward, the
+    /// answers copied down as they are.
+    async fn carry(
+        inbound: tokio::net::TcpStream,
+        target: std::net::SocketAddr,
+        state: ProxyState,
+    ) {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+            return;
+        };
+        let (mut ci, mut co) = inbound.into_split();
+        let (mut ui, mut uo) = outbound.into_split();
+        let upward = async {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = match ci.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let mut chunk = buf[..n].to_vec();
+                if state
+                    .rule
+                    .method()
+                    .is_some_and(|m| begins_request(&chunk, m))
+                {
+                    let nth = state.arrived.fetch_add(1, SeqCst) + 1;
+                    match state.rule {
+                        Rule::CutAt(_, at) if nth >= at => {
+                            state.cut.cancel();
+                            return;
+                        }
+                        Rule::Hold(_, delay) => {
+                            let sleep = tokio::time::sleep(delay);
+                            tokio::pin!(sleep);
+                            loop {
+                                tokio::select! {
+                                    _ = &mut sleep => break,
+                                    r = ci.read(&mut buf) => match r {
+                                        Ok(0) | Err(_) => {
+                                            state.dropped.fetch_add(1, SeqCst);
+                                            return;
+                                        }
+                                        Ok(m) => chunk.extend_from_slice(&buf[..m]),
+                                    },
+                                }
+                            }
+                            state.forwarded.fetch_add(1, SeqCst);
+                        }
+                        _ => {}
+                    }
+                }
+                if uo.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let downward = tokio::io::copy(&mut ui, &mut co);
+        tokio::select! {
+            _ = upward => {}
+            _ = downward => {}
+            _ = state.cut.cancelled() => {}
+        }
     }
 
     /// The upstream URL through the proxy (same path as the real one).
@@ -381,6 +461,90 @@ impl CuttableProxy {
     /// Drops every connection and stops accepting: the upstream is gone.
     pub fn cut(&self) {
         self.cut.cancel();
+    }
+
+    /// Whether the proxy has been cut (by [`Proxy::cut`] or by its [`Rule::CutAt`]).
+    pub fn is_cut(&self) -> bool {
+        self.cut.is_cancelled()
+    }
+}
+
+/// A [`Proxy`] that a test can cut: existing connections are dropped and new ones refused, as
+/// when the upstream server stops.
+pub struct CuttableProxy {
+    pub addr: std::net::SocketAddr,
+    proxy: Proxy,
+}
+
+impl CuttableProxy {
+    /// Starts a proxy to the test upstream on an ephemeral loopback port.
+    pub async fn start() -> CuttableProxy {
+        Self::start_cutting_at(None).await
+    }
+
+    /// Like [`CuttableProxy::start`], but the proxy cuts itself when the client sends the
+    /// `n`-th request with `method` (see [`Rule`] for the matching); that request never
+    /// reaches the upstream.
+    pub async fn start_cutting_at(rule: Option<(&'static str, usize)>) -> CuttableProxy {
+        let proxy = Proxy::start(match rule {
+            Some((method, n)) => Rule::CutAt(method, n),
+            None => Rule::Pass,
+        })
+        .await;
+        CuttableProxy {
+            addr: proxy.addr,
+            proxy,
+        }
+    }
+
+    /// The upstream URL through the proxy (same path as the real one).
+    pub fn url(&self) -> String {
+        self.proxy.url()
+    }
+
+    /// Drops every connection and stops accepting: the upstream is gone.
+    pub fn cut(&self) {
+        self.proxy.cut();
+    }
+
+    /// Whether the proxy has been cut, by [`CuttableProxy::cut`] or by reaching the request
+    /// given to [`CuttableProxy::start_cutting_at`].
+    pub fn is_cut(&self) -> bool {
+        self.proxy.is_cut()
+    }
+}
+
+/// A [`Proxy`] that holds every request with `method` for `delay` before passing it on: a
+/// slow upstream, for CAP latency, CONTINUE and ABORT and for command timeouts. A held request
+/// whose client connection closes meanwhile is never forwarded (the gateway dropped it), and
+/// the proxy counts both outcomes.
+pub struct DelayingProxy {
+    pub addr: std::net::SocketAddr,
+    /// Requests with the method that reached the proxy: once this moves, a request is being
+    /// held (or has been).
+    pub arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Held requests that were passed on to the upstream.
+    pub forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Held requests dropped because the gateway closed the connection first.
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    proxy: Proxy,
+}
+
+impl DelayingProxy {
+    pub async fn start(method: &'static str, delay: std::time::Duration) -> DelayingProxy {
+        let proxy = Proxy::start(Rule::Hold(method, delay)).await;
+        DelayingProxy {
+            addr: proxy.addr,
+            arrived: proxy.arrived.clone(),
+            forwarded: proxy.forwarded.clone(),
+            dropped: proxy.dropped.clone(),
+            proxy,
+        }
+    }
+
+    /// The upstream URL through the proxy (same path as the real one).
+    pub fn url(&self) -> String {
+        self.proxy.url()
     }
 }
 
@@ -401,88 +565,15 @@ pub async fn objects_with_uid(who: &str, uid: &str) -> Vec<calgate::caldav::Cale
         .expect("calendar-query")
 }
 
-/// A TCP proxy in front of the real upstream that holds every request starting with `method`
-/// for `delay` before passing it on: a slow upstream, for CAP latency, CONTINUE and ABORT. A
-/// held request whose client connection closes meanwhile is never forwarded (the gateway
-/// dropped it), and the proxy counts both outcomes.
-pub struct DelayingProxy {
-    pub addr: std::net::SocketAddr,
-    /// Held requests that were passed on to the upstream.
-    pub forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// Held requests dropped because the gateway closed the connection first.
-    pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+/// The object with `uid` in `who`'s default calendar, if any, read directly from the upstream.
+pub async fn find(who: &str, uid: &str) -> Option<calgate::caldav::CalendarObject> {
+    objects_with_uid(who, uid).await.into_iter().next()
 }
 
-impl DelayingProxy {
-    pub async fn start(method: &'static str, delay: std::time::Duration) -> DelayingProxy {
-        use std::sync::atomic::Ordering::SeqCst;
-        let target = upstream_socket();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (f, d) = (forwarded.clone(), dropped.clone());
-        tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                let (f, d) = (f.clone(), d.clone());
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (mut ci, mut co) = inbound.into_split();
-                    let (mut ui, mut uo) = outbound.into_split();
-                    let upward = async {
-                        let mut buf = vec![0u8; 65536];
-                        loop {
-                            let n = match ci.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            let mut held = buf[..n].to_vec();
-                            if held.starts_with(format!("{method} ").as_bytes()) {
-                                let sleep = tokio::time::sleep(delay);
-                                tokio::pin!(sleep);
-                                loop {
-                                    tokio::select! {
-                                        _ = &mut sleep => break,
-                                        r = ci.read(&mut buf) => match r {
-                                            Ok(0) | Err(_) => {
-                                                d.fetch_add(1, SeqCst);
-                                                return;
-                                            }
-                                            Ok(m) => held.extend_from_slice(&buf[..m]),
-                                        },
-                                    }
-                                }
-                                f.fetch_add(1, SeqCst);
-                            }
-                            if uo.write_all(&held).await.is_err() {
-                                return;
-                            }
-                        }
-                    };
-                    let downward = tokio::io::copy(&mut ui, &mut co);
-                    tokio::select! {
-                        _ = upward => {}
-                        _ = downward => {}
-                    }
-                });
-            }
-        });
-        DelayingProxy {
-            addr,
-            forwarded,
-            dropped,
-        }
-    }
-
-    /// The upstream URL through the proxy (same path as the real one).
-    pub fn url(&self) -> String {
-        let mut url = reqwest::Url::parse(&upstream().url).unwrap();
-        url.set_port(Some(self.addr.port())).unwrap();
-        url.to_string()
-    }
+/// How many objects have `uid` in `who`'s default calendar (to prove there are no duplicates,
+/// or that nothing was stored).
+pub async fn count(who: &str, uid: &str) -> usize {
+    objects_with_uid(who, uid).await.len()
 }
 
 /// The upstream's socket address.

@@ -212,6 +212,39 @@ pub fn dir(protocol: &str) -> PathBuf {
         .join("transcripts")
 }
 
+/// Loads `name` from the transcript directory of `protocol`, substituting `vars`.
+pub fn load_in(protocol: &str, name: &str, vars: &HashMap<String, String>) -> Transcript {
+    load(&dir(protocol).join(name), vars)
+}
+
+/// The transcript files of `protocol` whose names do not appear quoted (`"name.txt"`) in
+/// `test_source`, sorted.
+pub fn unreplayed(protocol: &str, test_source: &str) -> Vec<String> {
+    let dir = dir(protocol);
+    let mut missing: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry"))
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !test_source.contains(&format!("\"{name}\"")))
+        .collect();
+    missing.sort();
+    missing
+}
+
+/// Panics naming every transcript file of `protocol` whose name does not appear quoted
+/// (`"name.txt"`) in `test_source`, the text of the test file that replays them (pass
+/// `include_str!("<this file>.rs")`): every transcript must be replayed by a test.
+pub fn assert_all_replayed(protocol: &str, test_source: &str) {
+    let missing = unreplayed(protocol, test_source);
+    assert!(
+        missing.is_empty(),
+        "transcripts under {} that no test replays: {}",
+        dir(protocol).display(),
+        missing.join(", ")
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +256,21 @@ mod tests {
         assert!(matches("OK 000", "OK 000"));
         assert!(!matches("OK 000", "OK 000 x"));
         assert_eq!(unescape("a\\nb\\r\\\\"), b"a\nb\r\\");
+    }
+
+    #[test]
+    fn every_transcript_needs_a_quoted_name() {
+        let mut names: Vec<String> = std::fs::read_dir(dir("cip"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let all: String = names.iter().map(|n| format!("\"{n}\"\n")).collect();
+        assert!(unreplayed("cip", &all).is_empty());
+        assert_all_replayed("cip", &all);
+        // Unquoted, or missing: reported by name.
+        let bare = all.replacen(&format!("\"{}\"", names[0]), &names[0], 1);
+        assert_eq!(unreplayed("cip", &bare), vec![names[0].clone()]);
+        assert_eq!(unreplayed("cip", ""), names);
     }
 }
