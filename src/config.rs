@@ -112,7 +112,8 @@ fn default_server_id() -> String {
     "example.com".to_owned()
 }
 
-/// `[cap]` and `[cip]`: one legacy-protocol listener.
+/// `[cip]`: the CIP listener. cip-00 has no TLS, so there are no certificate keys here (an
+/// unknown key is an error, so nobody believes they configured TLS for CIP).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
@@ -121,12 +122,6 @@ pub struct ListenerConfig {
     pub enabled: bool,
     /// Address and port to bind. Loopback by default: exposing the gateway is a decision.
     pub listen: SocketAddr,
-    /// PEM certificate chain for STARTTLS / implicit TLS (optional).
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key matching `tls_cert`.
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
 }
 
 /// `[cap]`: the CAP listener (CSTP, draft-ietf-calsch-cap-04 §4), with the compatibility
@@ -235,8 +230,6 @@ impl ListenerConfig {
         ListenerConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 5230)),
-            tls_cert: None,
-            tls_key: None,
         }
     }
 }
@@ -360,6 +353,13 @@ pub enum AuthMode {
     /// Check the client's credentials against the upstream and act with them.
     #[default]
     PassThrough,
+}
+
+/// The pause before answering the `failures`-th failed login on a connection:
+/// `auth.failure_delay_ms` doubled per earlier failure, at most 15 s (CIP and CAP alike).
+pub fn login_failure_delay(base: Duration, failures: u32) -> Duration {
+    base.saturating_mul(1u32 << failures.saturating_sub(1).min(8))
+        .min(Duration::from_secs(15))
 }
 
 /// `auth.plaintext_passwords`
@@ -505,16 +505,11 @@ impl Config {
                 format!("{id:?} is not a DNS name (letters, digits, '-' and '.')"),
             ));
         }
-        for (name, cert, key) in [
-            ("cap", &self.cap.tls_cert, &self.cap.tls_key),
-            ("cip", &self.cip.tls_cert, &self.cip.tls_key),
-        ] {
-            if cert.is_some() != key.is_some() {
-                return Err(invalid(
-                    &format!("{name}.tls_cert"),
-                    "tls_cert and tls_key must be given together",
-                ));
-            }
+        if self.cap.tls_cert.is_some() != self.cap.tls_key.is_some() {
+            return Err(invalid(
+                "cap.tls_cert",
+                "tls_cert and tls_key must be given together",
+            ));
         }
         if self.cap.enabled
             && self.cip.enabled
@@ -584,6 +579,7 @@ impl Config {
             }
         }
         let mut users = std::collections::HashSet::new();
+        let mut scram_shape = None;
         for (i, a) in self.auth.local_accounts.iter().enumerate() {
             let key = |field: &str| format!("auth.local_accounts[{i}].{field}");
             if a.user.is_empty()
@@ -602,8 +598,35 @@ impl Config {
                     format!("{:?} is listed more than once", a.user),
                 ));
             }
-            crate::cap::scram::StoredKeys::parse(a.scram_sha256.expose())
+            let keys = crate::cap::scram::StoredKeys::parse(a.scram_sha256.expose())
                 .map_err(|e| invalid(&key("scram_sha256"), e))?;
+            // Unknown users are answered with decoys shaped like the real verifiers; one shape
+            // for all accounts keeps a probing client from telling real names apart.
+            let shape = (keys.iterations, keys.salt.len());
+            if shape.1 > crate::cap::scram::KEY_LEN {
+                return Err(invalid(
+                    &key("scram_sha256"),
+                    format!(
+                        "the salt has {} octets; at most {} are supported",
+                        shape.1,
+                        crate::cap::scram::KEY_LEN
+                    ),
+                ));
+            }
+            match scram_shape {
+                None => scram_shape = Some(shape),
+                Some(first) if first != shape => {
+                    return Err(invalid(
+                        &key("scram_sha256"),
+                        format!(
+                            "{} iterations and a {}-octet salt, but the first account has {} and \
+                             {}: all local accounts must use the same (calgate scram-hash does)",
+                            shape.0, shape.1, first.0, first.1
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
             if a.upstream_password.expose().is_empty() {
                 return Err(invalid(&key("upstream_password"), "must not be empty"));
             }
@@ -869,6 +892,14 @@ domain = "example.com"
             (
                 local_account("al ice", PENCIL),
                 "auth.local_accounts[0].user",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    local_account("alice", PENCIL),
+                    local_account("bob", &PENCIL.replace("$4096:", "$8192:"))
+                ),
+                "auth.local_accounts[1].scram_sha256",
             ),
             (
                 local_account("alice", PENCIL).replace("alicepw-upstream", ""),

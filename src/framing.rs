@@ -103,11 +103,6 @@ impl DotCodec {
         self.block.clear();
     }
 
-    /// True while a block is being read.
-    pub fn in_block(&self) -> bool {
-        self.mode == Mode::Block
-    }
-
     fn limit(&self) -> usize {
         match self.mode {
             Mode::Line => self.limits.max_line,

@@ -106,17 +106,23 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn read_password(user: &str, file: Option<&PathBuf>) -> Result<String, String> {
+/// A password: the first line of `file`, else `$env_var` (when given), else a line on
+/// standard input (with `prompt` on a terminal).
+fn read_password(
+    prompt: &str,
+    file: Option<&PathBuf>,
+    env_var: Option<&str>,
+) -> Result<String, String> {
     if let Some(f) = file {
         let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
         return Ok(text.lines().next().unwrap_or("").to_owned());
     }
-    if let Ok(p) = std::env::var("CALGATE_PASSWORD") {
+    if let Some(p) = env_var.and_then(|v| std::env::var(v).ok()) {
         return Ok(p);
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("Password for {user} (input is shown): ");
+        eprint!("{prompt} (input is shown): ");
         let _ = std::io::stderr().flush();
     }
     let mut line = String::new();
@@ -129,24 +135,7 @@ fn read_password(user: &str, file: Option<&PathBuf>) -> Result<String, String> {
 
 /// `calgate scram-hash`: prints the RFC 5803 verifier of the password read.
 fn scram_hash(iterations: u32, password_file: Option<&PathBuf>) -> ExitCode {
-    let password = match password_file {
-        Some(f) => std::fs::read_to_string(f)
-            .map(|t| t.lines().next().unwrap_or("").to_owned())
-            .map_err(|e| format!("{}: {e}", f.display())),
-        None => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
-                eprint!("Password (input is shown): ");
-                let _ = std::io::stderr().flush();
-            }
-            let mut line = String::new();
-            stdin
-                .lock()
-                .read_line(&mut line)
-                .map(|_| line.trim_end_matches(['\r', '\n']).to_owned())
-                .map_err(|e| format!("cannot read the password: {e}"))
-        }
-    };
+    let password = read_password("Password", password_file, None);
     let keys = password.and_then(|p| {
         if p.is_empty() {
             return Err("the password is empty".to_owned());
@@ -271,7 +260,11 @@ fn main() -> ExitCode {
                 (Ok(c), Ok(r)) => (c, r),
                 (Err(code), _) | (_, Err(code)) => return code,
             };
-            let password = match read_password(&user, password_file.as_ref()) {
+            let password = match read_password(
+                &format!("Password for {user}"),
+                password_file.as_ref(),
+                Some("CALGATE_PASSWORD"),
+            ) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("calgate: {e}");

@@ -51,6 +51,8 @@ pub struct ConnectionContext {
     pub passwords_allowed: bool,
     /// The listener's TLS acceptor, when STARTTLS is configured (CAP only).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// SASL with the SCRAM accounts, built once at start (CAP only).
+    pub sasl: Option<crate::cap::sasl::Sasl>,
 }
 
 impl std::fmt::Debug for ConnectionContext {
@@ -143,12 +145,17 @@ impl Protocol {
     }
 
     /// What a client over the connection limit hears before the close: CAP `8.1` "too busy"
-    /// (cap-04 §7.1.1, two-dot framing), CIP `NO 000`.
-    fn too_many(self) -> &'static [u8] {
-        match self {
-            Protocol::Cap => b"8.1 ; Too many connections, try again later\r\n.\r\n.\r\n",
-            Protocol::Cip => b"NO 000 Too many connections\r\n",
-        }
+    /// (cap-04 §7.1.1) in the listener's framing, CIP `NO 000`.
+    fn too_many(self, config: &Config) -> Vec<u8> {
+        let lines = match self {
+            Protocol::Cap => crate::cap::reply::busy().render(None, config.cap.response_framing),
+            Protocol::Cip => vec!["NO 000 Too many connections".to_owned()],
+        };
+        lines
+            .iter()
+            .flat_map(|l| [l.as_str(), "\r\n"])
+            .collect::<String>()
+            .into_bytes()
     }
 }
 
@@ -164,6 +171,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut cap_addr = None;
 
     if config.cap.enabled {
+        let sasl = cap_sasl(&config)?;
         let tls = match (&config.cap.tls_cert, &config.cap.tls_key) {
             (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
                 crate::tls::server_config(cert, key)?,
@@ -184,6 +192,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             Protocol::Cap,
             listener,
             tls,
+            Some(sasl),
             config.clone(),
             gateway.clone(),
             shutdown.clone(),
@@ -207,6 +216,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             Protocol::Cip,
             listener,
             None,
+            None,
             config.clone(),
             gateway.clone(),
             shutdown.clone(),
@@ -220,6 +230,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         cip_addr,
         shutdown,
         tracker,
+    })
+}
+
+/// CAP's SASL configuration with the SCRAM accounts of `[[auth.local_accounts]]`, built once.
+fn cap_sasl(config: &Config) -> Result<crate::cap::sasl::Sasl, StartError> {
+    let accounts = config
+        .auth
+        .local_accounts
+        .iter()
+        .map(crate::cap::sasl::ScramAccount::from_config)
+        .collect::<Result<Vec<_>, String>>()
+        .and_then(|a| crate::cap::sasl::Sasl::new(Arc::from(a), &config.upstream.domain));
+    accounts.map_err(|reason| {
+        StartError::Config(crate::config::ConfigError::Invalid {
+            key: "auth.local_accounts".into(),
+            reason,
+        })
     })
 }
 
@@ -244,6 +271,7 @@ async fn accept_loop(
     protocol: Protocol,
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    sasl: Option<crate::cap::sasl::Sasl>,
     config: Arc<Config>,
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
@@ -270,7 +298,7 @@ async fn accept_loop(
         let ip_slot = per_ip.take(peer.ip(), config.limits.max_connections_per_ip);
         let (Some(permit), Some(ip_slot)) = (permit, ip_slot) else {
             tracing::warn!(peer = %peer, protocol = protocol.name(), "connection limit reached");
-            tracker.spawn(refuse(stream, protocol));
+            tracker.spawn(refuse(stream, protocol.too_many(&config)));
             continue;
         };
         let passwords_allowed = match config.auth.plaintext_passwords {
@@ -285,14 +313,15 @@ async fn accept_loop(
             peer,
             passwords_allowed,
             tls: tls.clone(),
+            sasl: sasl.clone(),
         };
         tracker.spawn(connection(protocol, stream, ctx, permit, ip_slot));
     }
 }
 
-async fn refuse(mut stream: TcpStream, protocol: Protocol) {
+async fn refuse(mut stream: TcpStream, answer: Vec<u8>) {
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = stream.write_all(protocol.too_many()).await;
+        let _ = stream.write_all(&answer).await;
         let _ = stream.shutdown().await;
     })
     .await;

@@ -150,6 +150,26 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The command's verb.
+    pub fn verb(&self) -> Verb {
+        match self {
+            Command::Capability => Verb::Capability,
+            Command::Authenticate { .. } => Verb::Authenticate,
+            Command::StartTls => Verb::StartTls,
+            Command::Identify { .. } => Verb::Identify,
+            Command::CalidExpand { .. } => Verb::CalidExpand,
+            Command::UpnExpand { .. } => Verb::UpnExpand,
+            Command::SendData { .. } => Verb::SendData,
+            Command::Abort { .. } => Verb::Abort,
+            Command::Continue { .. } => Verb::Continue,
+            Command::Disconnect => Verb::Disconnect,
+            Command::Noop => Verb::Noop,
+            Command::GenerateUid { .. } => Verb::GenerateUid,
+        }
+    }
+}
+
 /// A parsed line: the optional tag and the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tagged {

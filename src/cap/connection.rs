@@ -70,20 +70,10 @@ fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
 /// Serves one CAP connection until it ends.
 pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
     let cfg = &ctx.config;
-    let accounts: Result<Vec<_>, String> = cfg
-        .auth
-        .local_accounts
-        .iter()
-        .map(super::sasl::ScramAccount::from_config)
-        .collect();
-    let sasl =
-        match accounts.and_then(|a| super::sasl::Sasl::new(Arc::from(a), &cfg.upstream.domain)) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "CAP connection refused: SASL unavailable");
-                return;
-            }
-        };
+    let Some(sasl) = ctx.sasl.clone() else {
+        tracing::error!("CAP connection without SASL configuration; closing");
+        return;
+    };
     let mut session = Session::new(
         SessionConfig {
             plaintext_allowed: ctx.passwords_allowed,
@@ -237,12 +227,8 @@ async fn upgrade(
     if framed.send(proceed.to_owned()).await.is_err() {
         return None;
     }
-    let parts = framed.into_parts();
-    if !parts.read_buf.is_empty() || !parts.write_buf.is_empty() {
-        tracing::warn!("CAP data pending at the TLS switch; connection dropped");
-        return None;
-    }
-    let Either::Left(tcp) = parts.io else {
+    // Nothing reads between the check above and here, so the parts' buffers are empty.
+    let Either::Left(tcp) = framed.into_parts().io else {
         return None;
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -167,6 +167,11 @@ fn one_line(text: &str) -> String {
     out
 }
 
+/// Over the connection limit (`8.1`, cap-04 §7.1.1); the connection is closed after it.
+pub fn busy() -> Reply {
+    Reply::new(code::BUSY).text("Too many connections, try again later")
+}
+
 /// An unknown verb (`9.0`).
 pub fn unknown(verb: &str) -> Reply {
     Reply::new(code::UNKNOWN).text(format!(

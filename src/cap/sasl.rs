@@ -103,6 +103,7 @@ impl Accounts {
         Accounts {
             decoy_key: scram::sha256(&seed),
             decoy_iterations: first.map_or(scram::MIN_ITERATIONS, |k| k.iterations),
+            // Config validation keeps every salt at most KEY_LEN octets and all of one length.
             decoy_salt_len: first
                 .map_or(scram::SALT_LEN, |k| k.salt.len())
                 .min(scram::KEY_LEN),
@@ -111,9 +112,9 @@ impl Accounts {
         }
     }
 
-    /// The account a SCRAM user name (`alice`, `alice@<domain>`; `=2C`/`=3D` decoded) names.
+    /// The account a SCRAM user name (`alice`, `alice@<domain>`) names. Account names hold no
+    /// `,` or `=` (config validation), so SCRAM's `=2C`/`=3D` escapes never matter here.
     fn find(&self, name: &str) -> Option<&ScramAccount> {
-        let name = name.replace("=2C", ",").replace("=3D", "=");
         self.list.iter().find(|a| {
             a.user == name
                 || name.rsplit_once('@').is_some_and(|(local, domain)| {
@@ -152,6 +153,8 @@ pub enum Captured {
     Scram {
         /// The account's `user` (as configured, whatever form the client used).
         authcid: String,
+        /// The account's upstream password, for the upstream login that follows.
+        upstream_password: Secret<String>,
     },
 }
 
@@ -251,12 +254,19 @@ impl SessionCallback for Capture {
             let authzid = context.get_ref::<AuthzId>().unwrap_or_default();
             // Only a real account validates (a decoy's keys match no proof anyway).
             if let Some(a) = self.accounts.find(authcid) {
-                let captured = if !authzid.is_empty() && authzid != authcid {
-                    Captured::AuthzidRefused
-                } else {
+                // An authzid naming the same account (`alice` for `alice@<domain>`) is none.
+                let same = authzid.is_empty()
+                    || self
+                        .accounts
+                        .find(authzid)
+                        .is_some_and(|z| z.user == a.user);
+                let captured = if same {
                     Captured::Scram {
                         authcid: a.user.clone(),
+                        upstream_password: a.upstream_password.clone(),
                     }
+                } else {
+                    Captured::AuthzidRefused
                 };
                 validate.with::<CaptureValidation, _>(|| Ok(captured))?;
             }
@@ -300,11 +310,6 @@ impl Sasl {
     /// True when SCRAM-SHA-256 is offered (accounts are configured).
     pub fn scram_available(&self) -> bool {
         !self.accounts.list.is_empty()
-    }
-
-    /// The account a [`Captured::Scram`] names.
-    pub fn account(&self, authcid: &str) -> Option<&ScramAccount> {
-        self.accounts.list.iter().find(|a| a.user == authcid)
     }
 
     /// Starts an exchange for `mechanism`.
@@ -362,7 +367,12 @@ impl Exchange {
     /// Feeds one client message, base64 as sent (`""` for an empty message).
     pub fn step(&mut self, base64: &str) -> Step {
         self.messages += 1;
-        let Some(message) = scram::base64_decode(base64.trim()) else {
+        // `=` is an empty response (the IMAP convention), wherever a response is expected.
+        let base64 = match base64.trim() {
+            "=" => "",
+            other => other,
+        };
+        let Some(message) = scram::base64_decode(base64) else {
             return Step::Malformed("the response is not valid base64".into());
         };
         // rsasl 2.3.1's SCRAM parser indexes attributes without checking their length (a bare
@@ -530,23 +540,29 @@ mod tests {
             let (first, last, verified) = scram(&sasl, gs2, user, "pencil");
             assert!(first.contains(",i=4096"), "{first}");
             match last {
-                Step::Final { captured, .. } => assert_eq!(
-                    captured,
-                    Captured::Scram {
-                        authcid: "alice".into()
-                    },
-                    "{gs2}{user}"
+                Step::Final { captured, .. } => assert!(
+                    matches!(&captured, Captured::Scram { authcid, .. } if authcid == "alice"),
+                    "{gs2}{user}: {captured:?}"
                 ),
                 other => panic!("{gs2}{user}: {other:?}"),
             }
             assert!(verified, "the server signature checks out");
         }
         let (_, last, _) = scram(&sasl, "n,,", "bob", "bobscram");
-        assert!(
-            matches!(last, Step::Final { captured: Captured::Scram { authcid }, .. } if authcid == "bob")
-        );
-        let account = sasl.account("bob").unwrap();
-        assert_eq!(account.upstream_password.expose(), "bobpw");
+        match last {
+            Step::Final {
+                captured:
+                    Captured::Scram {
+                        authcid,
+                        upstream_password,
+                    },
+                ..
+            } => {
+                assert_eq!(authcid, "bob");
+                assert_eq!(upstream_password.expose(), "bobpw");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

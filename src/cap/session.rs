@@ -156,14 +156,27 @@ pub enum Action {
 }
 
 /// What runs while the session reads nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum BusyWith {
     /// A login check, after a SASL exchange that did (true) or did not send a challenge.
     Login { challenged: bool },
     /// IDENTIFY.
     Identify,
-    /// CALIDEXPAND / UPNEXPAND of this argument (kept in `busy_arg`).
-    Expand,
+    /// CALIDEXPAND / UPNEXPAND of this argument (echoed in the reply's status line).
+    Expand(String),
+}
+
+/// The SENDDATA whose reply is being produced (Receive-Wait).
+#[derive(Debug)]
+struct Pending {
+    /// The SENDDATA line's tag, echoed on every status line of its reply.
+    tag: Option<String>,
+    /// The payload's CMDID.
+    cmdid: Option<String>,
+    /// The payload's TARGETs, echoed in the RESPONSE.
+    targets: Vec<String>,
+    /// A pending reply (`2.0.2`) was sent and CONTINUE/ABORT is awaited.
+    awaiting_continue: bool,
 }
 
 #[derive(Debug)]
@@ -184,11 +197,7 @@ enum State {
     ReceiveData {
         latency: Option<u64>,
     },
-    ReceiveWait {
-        cmdid: Option<String>,
-        /// A pending reply (`2.0.2`) was sent and CONTINUE/ABORT is awaited.
-        pending: bool,
-    },
+    ReceiveWait(Pending),
     Closed,
 }
 
@@ -203,7 +212,6 @@ pub struct Session {
     auth_attempts: u32,
     /// The tag of the command being answered.
     tag: Option<String>,
-    busy_arg: String,
 }
 
 impl Session {
@@ -217,7 +225,6 @@ impl Session {
             tls_active: false,
             auth_attempts: 0,
             tag: None,
-            busy_arg: String::new(),
         }
     }
 
@@ -249,7 +256,7 @@ impl Session {
 
     /// True while a SENDDATA reply is being produced (ABORT/CONTINUE/DISCONNECT apply).
     pub fn in_receive_wait(&self) -> bool {
-        matches!(self.state, State::ReceiveWait { .. })
+        matches!(self.state, State::ReceiveWait(_))
     }
 
     /// True once the session has closed.
@@ -304,21 +311,17 @@ impl Session {
             ) => self.sasl_frame(exchange, challenged, f),
             (State::SaslFinal { captured }, Input::Frame(f)) => self.sasl_final_frame(captured, f),
             (State::ReceiveData { latency }, Input::Frame(f)) => self.payload(latency, f),
-            (State::ReceiveWait { cmdid, pending }, Input::Frame(f)) => {
-                self.state = State::ReceiveWait { cmdid, pending };
-                self.receive_wait_frame(f)
+            (State::ReceiveWait(pending), Input::Frame(f)) => self.receive_wait_frame(pending, f),
+            (State::ReceiveWait(mut pending), Input::LatencyExpired) => {
+                pending.awaiting_continue = true;
+                let actions = self.pending_reply(&pending);
+                self.state = State::ReceiveWait(pending);
+                actions
             }
-            (State::ReceiveWait { cmdid, .. }, Input::LatencyExpired) => {
-                self.state = State::ReceiveWait {
-                    cmdid: cmdid.clone(),
-                    pending: true,
-                };
-                self.pending_reply(cmdid.as_deref())
-            }
-            (State::ReceiveWait { cmdid, .. }, Input::Done(done)) => {
+            (State::ReceiveWait(pending), Input::Done(done)) => {
                 self.state = State::Identified;
                 let mut actions = vec![Action::Latency(None)];
-                actions.extend(self.senddata_done(cmdid.as_deref(), done));
+                actions.extend(self.senddata_done(pending, done));
                 actions
             }
             (State::Busy(with), Input::Done(done)) => self.busy_done(with, done),
@@ -342,35 +345,44 @@ impl Session {
     }
 
     fn line_frame(&mut self, frame: Frame) -> Vec<Action> {
+        match self.parse_frame(frame) {
+            Ok(command) => self.command(command),
+            Err(answer) => answer,
+        }
+    }
+
+    /// One command line, in any state that reads commands: the command (with `self.tag` set
+    /// to its tag), or the answer to a line that is not one (`9.0`, nothing for a blank line).
+    fn parse_frame(&mut self, frame: Frame) -> Result<Command, Vec<Action>> {
         self.tag = None;
         let line = match frame {
             Frame::Line(l) => l,
             Frame::LineTooLong => {
-                return self.send(Reply::new(code::UNKNOWN).text(format!(
+                return Err(self.send(Reply::new(code::UNKNOWN).text(format!(
                     "Command line too long (the limit is {} octets)",
                     self.config.max_line
-                )));
+                ))));
             }
             Frame::BareLf => {
-                return self.send(
+                return Err(self.send(
                     Reply::new(code::UNKNOWN).text("Lines must end with CRLF on this listener"),
-                );
+                ));
             }
-            Frame::Block(_) | Frame::BlockTooLarge => return Vec::new(),
+            Frame::Block(_) | Frame::BlockTooLarge => return Err(Vec::new()),
         };
         match command::parse(&line) {
             Ok(Tagged { tag, command }) => {
                 self.tag = tag;
-                self.command(command)
+                Ok(command)
             }
-            Err(LineError::Empty) => Vec::new(),
-            Err(LineError::NotAscii) => self.send(
+            Err(LineError::Empty) => Err(Vec::new()),
+            Err(LineError::NotAscii) => Err(self.send(
                 Reply::new(code::UNKNOWN).text("Command lines must be US-ASCII (cap-04 §4.3)"),
-            ),
-            Err(LineError::UnknownVerb(v)) => self.send(reply::unknown(&v)),
+            )),
+            Err(LineError::UnknownVerb(v)) => Err(self.send(reply::unknown(&v))),
             Err(LineError::BadArguments { tag, verb, reason }) => {
                 self.tag = tag;
-                self.send(Reply::new(code::UNKNOWN).text(format!("{verb} {reason}")))
+                Err(self.send(Reply::new(code::UNKNOWN).text(format!("{verb} {reason}"))))
             }
         }
     }
@@ -414,7 +426,7 @@ impl Session {
                 vec![Action::StartTls(self.tagged(code::TLS_PROCEED))]
             }
             _ if !identified => {
-                let verb = verb_of(&command);
+                let verb = command.verb().name();
                 self.send(reply::wrong_state(
                     verb,
                     "authenticate first (AUTHENTICATE)",
@@ -422,23 +434,20 @@ impl Session {
             }
             Command::Identify { upn } => self.run_busy(
                 BusyWith::Identify,
-                upn.clone(),
                 Work::Identify {
                     identity: self.identity.clone().unwrap_or(Identity::Anonymous),
                     upn,
                 },
             ),
             Command::CalidExpand { calid } => self.run_busy(
-                BusyWith::Expand,
-                calid.clone(),
+                BusyWith::Expand(calid.clone()),
                 Work::CalidExpand {
                     identity: self.identity.clone().unwrap_or(Identity::Anonymous),
                     calid,
                 },
             ),
             Command::UpnExpand { upn } => self.run_busy(
-                BusyWith::Expand,
-                upn.clone(),
+                BusyWith::Expand(upn.clone()),
                 Work::UpnExpand {
                     identity: self.identity.clone().unwrap_or(Identity::Anonymous),
                     upn,
@@ -468,8 +477,7 @@ impl Session {
         vec![Action::Close]
     }
 
-    fn run_busy(&mut self, with: BusyWith, arg: String, work: Work) -> Vec<Action> {
-        self.busy_arg = arg;
+    fn run_busy(&mut self, with: BusyWith, work: Work) -> Vec<Action> {
         self.state = State::Busy(with);
         vec![Action::Run(work)]
     }
@@ -516,7 +524,6 @@ impl Session {
         };
         match initial {
             Some(ir) => {
-                let ir = if ir == "=" { String::new() } else { ir };
                 let step = exchange.step(&ir);
                 self.sasl_step(exchange, false, step)
             }
@@ -617,35 +624,26 @@ impl Session {
                     password,
                 })]
             }
-            Captured::Scram { authcid } => {
+            Captured::Scram {
+                authcid,
+                upstream_password,
+            } => {
                 // The client proved the gateway-local password; the gateway now logs in
                 // upstream with the account's own credentials (the same check as PLAIN).
-                let Some(account) = self.sasl.account(&authcid) else {
-                    return self.auth_failed(
-                        challenged,
-                        code::AUTH_FAILED,
-                        "Authentication failed",
-                    );
-                };
-                tracing::info!(user = %account.user, "CAP SCRAM-SHA-256 proof accepted");
-                let work = Work::Login {
-                    user: account.user.clone(),
-                    password: account.upstream_password.clone(),
-                };
+                tracing::info!(user = %authcid, "CAP SCRAM-SHA-256 proof accepted");
                 self.state = State::Busy(BusyWith::Login { challenged });
-                vec![Action::Run(work)]
+                vec![Action::Run(Work::Login {
+                    user: authcid,
+                    password: upstream_password,
+                })]
             }
         }
     }
 
     fn auth_failed(&mut self, challenged: bool, status: &'static str, text: &str) -> Vec<Action> {
         self.state = State::Connected;
-        let failures = self.auth_attempts.max(1);
-        let delay = self
-            .config
-            .failure_delay
-            .saturating_mul(1 << (failures - 1).min(4))
-            .min(Duration::from_secs(15));
+        let delay =
+            crate::config::login_failure_delay(self.config.failure_delay, self.auth_attempts);
         let mut a = vec![Action::Pause(delay)];
         if challenged {
             // "." ends the challenge stream before the code (cap-00/-01 §7.1.3; the -03..-05
@@ -677,20 +675,20 @@ impl Session {
                 self.send(Reply::ok())
             }
             (BusyWith::Identify, Done::Identify(Err(e))) => self.send(reply::identify_error(&e)),
-            (BusyWith::Expand, Done::Expand(Ok(x))) => {
+            (BusyWith::Expand(arg), Done::Expand(Ok(x))) => {
                 let status = if x.truncated {
                     code::EXPAND_TRUNCATED
                 } else {
                     code::OK
                 };
-                let mut r = Reply::new(status).arg(Some(&self.busy_arg)).data(x.ids);
+                let mut r = Reply::new(status).arg(Some(&arg)).data(x.ids);
                 if x.truncated {
                     r = r.text(format!("Only the first {EXPAND_LIMIT} are listed"));
                 }
                 self.send(r)
             }
-            (BusyWith::Expand, Done::Expand(Err(e))) => {
-                self.send(reply::expand_error(&self.busy_arg, &e))
+            (BusyWith::Expand(arg), Done::Expand(Err(e))) => {
+                self.send(reply::expand_error(&arg, &e))
             }
             (with, done) => {
                 tracing::warn!(?with, ?done, "CAP work finished with a mismatched result");
@@ -745,10 +743,12 @@ impl Session {
             }
             Method::Itip(m) if m == "REQUEST" => {
                 let data = itip_calendar("REQUEST", &payload);
-                self.state = State::ReceiveWait {
+                self.state = State::ReceiveWait(Pending {
+                    tag: self.tag.clone(),
                     cmdid: payload.cmdid.clone(),
-                    pending: false,
-                };
+                    targets: payload.targets.clone(),
+                    awaiting_continue: false,
+                });
                 let mut a = vec![Action::Run(Work::SendEvent { identity, data })];
                 if let Some(secs) = latency {
                     a.push(Action::Latency(Some(Duration::from_secs(secs))));
@@ -767,33 +767,22 @@ impl Session {
         }
     }
 
-    fn receive_wait_frame(&mut self, frame: Frame) -> Vec<Action> {
-        let Frame::Line(line) = frame else {
-            return self.send(Reply::new(code::UNKNOWN).text("Command line too long"));
+    fn receive_wait_frame(&mut self, pending: Pending, frame: Frame) -> Vec<Action> {
+        // Replies to these commands carry their own tag; the SENDDATA's stays in `pending`.
+        let command = match self.parse_frame(frame) {
+            Ok(c) => c,
+            Err(answer) => {
+                self.state = State::ReceiveWait(pending);
+                return answer;
+            }
         };
-        let parsed = command::parse(&line);
-        let (cmdid, pending) = match &self.state {
-            State::ReceiveWait { cmdid, pending } => (cmdid.clone(), *pending),
-            _ => (None, false),
-        };
-        // Replies to these commands carry their own tag; the SENDDATA's tag is not kept.
-        self.tag = match &parsed {
-            Ok(t) => t.tag.clone(),
-            Err(LineError::BadArguments { tag, .. }) => tag.clone(),
-            Err(_) => None,
-        };
-        match parsed {
-            Ok(Tagged {
-                command: Command::Abort { cmdid: wanted },
-                ..
-            }) => {
-                if wanted.is_some() && wanted != cmdid {
-                    return self.send(
-                        Reply::new(code::NOT_FOUND_OR_IDLE)
-                            .arg(wanted.as_deref())
-                            .text("No command with that id is in progress"),
-                    );
-                }
+        let other_id = |wanted: &Option<String>| wanted.is_some() && *wanted != pending.cmdid;
+        match command {
+            Command::Abort { cmdid: wanted } if other_id(&wanted) => {
+                self.state = State::ReceiveWait(pending);
+                self.send(no_such_command(wanted.as_deref()))
+            }
+            Command::Abort { .. } => {
                 self.state = State::Identified;
                 let status = match self.config.abort_code {
                     AbortCode::Ok => code::OK,
@@ -803,61 +792,49 @@ impl Session {
                 a.extend(
                     self.send(
                         Reply::new(status)
-                            .arg(cmdid.as_deref())
+                            .arg(pending.cmdid.as_deref())
                             .text("Aborted; the upstream request was abandoned"),
                     ),
                 );
                 a
             }
-            Ok(Tagged {
-                command:
-                    Command::Continue {
-                        latency,
-                        cmdid: wanted,
-                    },
-                ..
-            }) => {
-                if !pending {
-                    return self.send(reply::wrong_state(
-                        "CONTINUE",
-                        "no reply is pending yet (CONTINUE follows a 2.0.2)",
-                    ));
-                }
-                if wanted.is_some() && wanted != cmdid {
-                    return self.send(
-                        Reply::new(code::NOT_FOUND_OR_IDLE)
-                            .arg(wanted.as_deref())
-                            .text("No command with that id is in progress"),
-                    );
-                }
-                self.state = State::ReceiveWait {
-                    cmdid,
-                    pending: false,
-                };
+            Command::Continue { .. } if !pending.awaiting_continue => {
+                self.state = State::ReceiveWait(pending);
+                self.send(reply::wrong_state(
+                    "CONTINUE",
+                    "no reply is pending yet (CONTINUE follows a 2.0.2)",
+                ))
+            }
+            Command::Continue { cmdid: wanted, .. } if other_id(&wanted) => {
+                self.state = State::ReceiveWait(pending);
+                self.send(no_such_command(wanted.as_deref()))
+            }
+            Command::Continue { latency, .. } => {
+                self.state = State::ReceiveWait(Pending {
+                    awaiting_continue: false,
+                    ..pending
+                });
                 // No acknowledgement: the next reply is the command's (cap-04 §7.1.6).
                 vec![Action::Latency(latency.map(Duration::from_secs))]
             }
-            Ok(Tagged {
-                command: Command::Disconnect,
-                ..
-            }) => {
+            Command::Disconnect => {
                 let mut a = vec![Action::CancelWork, Action::Latency(None)];
                 a.extend(self.send(Reply::ok()));
                 a.push(Action::Close);
                 self.state = State::Closed;
                 a
             }
-            Ok(Tagged { command, .. }) => self.send(reply::wrong_state(
-                verb_of(&command),
-                "a SENDDATA reply is pending; send ABORT, CONTINUE or DISCONNECT",
-            )),
-            Err(LineError::Empty) => Vec::new(),
-            Err(LineError::UnknownVerb(v)) => self.send(reply::unknown(&v)),
-            Err(e) => self.send(Reply::new(code::UNKNOWN).text(e.to_string())),
+            other => {
+                self.state = State::ReceiveWait(pending);
+                self.send(reply::wrong_state(
+                    other.verb().name(),
+                    "a SENDDATA reply is pending; send ABORT, CONTINUE or DISCONNECT",
+                ))
+            }
         }
     }
 
-    fn pending_reply(&self, cmdid: Option<&str>) -> Vec<Action> {
+    fn pending_reply(&self, pending: &Pending) -> Vec<Action> {
         let mut a = vec![Action::Latency(None)];
         if self.config.leading_dot_on_pending {
             a.push(Action::Send(".".into()));
@@ -866,21 +843,21 @@ impl Session {
             PendingCode::ReplyPending => code::PENDING,
             PendingCode::Timeout => code::TIMEOUT,
         };
-        // The pending reply belongs to the SENDDATA, whose tag is no longer known here; CSTP
-        // ties it by CMDID instead (cap-04 §8).
+        // The pending reply belongs to the SENDDATA: its tag, and its CMDID (cap-04 §8).
         a.extend(
             Reply::new(status)
-                .arg(cmdid)
+                .arg(pending.cmdid.as_deref())
                 .text("Reply pending; send CONTINUE [seconds] or ABORT")
-                .render(None, self.config.framing)
+                .render(pending.tag.as_deref(), self.config.framing)
                 .into_iter()
                 .map(Action::Send),
         );
         a
     }
 
-    fn senddata_done(&mut self, cmdid: Option<&str>, done: Done) -> Vec<Action> {
-        self.tag = None;
+    fn senddata_done(&mut self, pending: Pending, done: Done) -> Vec<Action> {
+        self.tag = pending.tag;
+        let cmdid = pending.cmdid.as_deref();
         match done {
             Done::SendEvent(Ok(outcome)) => {
                 let mut lines = vec![format!("REQUEST-STATUS:{}", event_status(&outcome))];
@@ -895,7 +872,7 @@ impl Session {
                     ));
                 }
                 lines.push("END:VEVENT".into());
-                self.send(response_with(cmdid, &[], lines))
+                self.send(response_with(cmdid, &pending.targets, lines))
             }
             Done::SendEvent(Err(e)) => self.send(reply::senddata_error(cmdid, &e)),
             other => {
@@ -916,21 +893,11 @@ pub fn upn(identity: &Identity) -> String {
     }
 }
 
-fn verb_of(command: &Command) -> &'static str {
-    match command {
-        Command::Capability => "CAPABILITY",
-        Command::Authenticate { .. } => "AUTHENTICATE",
-        Command::StartTls => "STARTTLS",
-        Command::Identify { .. } => "IDENTIFY",
-        Command::CalidExpand { .. } => "CALIDEXPAND",
-        Command::UpnExpand { .. } => "UPNEXPAND",
-        Command::SendData { .. } => "SENDDATA",
-        Command::Abort { .. } => "ABORT",
-        Command::Continue { .. } => "CONTINUE",
-        Command::Disconnect => "DISCONNECT",
-        Command::Noop => "NOOP",
-        Command::GenerateUid { .. } => "GENERATEUID",
-    }
+/// `2.2 <cmdid>`: ABORT or CONTINUE named a command that is not the one in progress.
+fn no_such_command(cmdid: Option<&str>) -> Reply {
+    Reply::new(code::NOT_FOUND_OR_IDLE)
+        .arg(cmdid)
+        .text("No command with that id is in progress")
 }
 
 /// The VCALENDAR an iTIP payload stands for: its components under `METHOD:<method>`.

@@ -310,12 +310,10 @@ impl Session {
                     return vec![Action::Send(reply::login_failed(&e))];
                 }
                 self.auth_failures += 1;
-                let shift = (self.auth_failures - 1).min(8);
-                let delay = self
-                    .config
-                    .failure_delay
-                    .saturating_mul(1u32 << shift)
-                    .min(Duration::from_secs(15));
+                let delay = crate::config::login_failure_delay(
+                    self.config.failure_delay,
+                    self.auth_failures,
+                );
                 let mut actions = vec![Action::Pause(delay), Action::Send(reply::login_failed(&e))];
                 if self.auth_failures >= self.config.max_auth_failures {
                     self.state = State::Closed;

@@ -699,9 +699,35 @@ fn shutdown_reply() {
 
 use proptest::strategy::Strategy as _;
 
+/// What must hold for any batch of actions: every line sent is one line of printable ASCII or
+/// UTF-8 text without CR or LF (the framing depends on it), status lines keep their debug text
+/// within 300 characters, and nothing follows a Close.
+fn check_actions(actions: &[Action]) -> Result<(), String> {
+    for (i, a) in actions.iter().enumerate() {
+        match a {
+            Action::Send(l) | Action::StartTls(l) => {
+                if l.contains(['\r', '\n']) {
+                    return Err(format!("line with CR/LF: {l:?}"));
+                }
+                if let Some((_, text)) = l.split_once(" ; ")
+                    && text.chars().count() > 303
+                {
+                    return Err(format!("debug text over 300 characters: {l:?}"));
+                }
+            }
+            Action::Close if i + 1 != actions.len() => {
+                return Err(format!("actions after Close: {actions:?}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 proptest::proptest! {
     /// No input sequence, with logins failing and latencies running out along the way,
-    /// panics the session.
+    /// panics the session or breaks the reply framing; a closed session stays silent, and
+    /// at most one piece of work starts at a time (PIPELINE=1).
     #[test]
     fn never_panics(frames in proptest::collection::vec(
         proptest::prop_oneof![
@@ -721,20 +747,25 @@ proptest::proptest! {
     )) {
         let mut s = session();
         for f in frames {
+            let was_closed = s.is_closed();
             let actions = s.handle(Input::Frame(f));
+            proptest::prop_assert!(!was_closed || actions.is_empty(), "a closed session acts");
+            check_actions(&actions).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let runs = actions.iter().filter(|a| matches!(a, Action::Run(_))).count();
+            proptest::prop_assert!(runs <= 1, "two pieces of work at once: {actions:?}");
             for a in &actions {
-                match a {
+                let more = match a {
                     Action::Run(Work::Login { .. }) => {
-                        s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
+                        s.handle(Input::Done(Done::Login(Err(LoginError::Refused))))
                     }
-                    Action::StartTls(_) => {
-                        s.handle(Input::TlsEstablished);
-                    }
-                    _ => {}
-                }
+                    Action::StartTls(_) => s.handle(Input::TlsEstablished),
+                    _ => Vec::new(),
+                };
+                check_actions(&more).map_err(proptest::test_runner::TestCaseError::fail)?;
             }
             if s.in_receive_wait() {
-                s.handle(Input::LatencyExpired);
+                let pending = s.handle(Input::LatencyExpired);
+                check_actions(&pending).map_err(proptest::test_runner::TestCaseError::fail)?;
             }
         }
     }
@@ -766,11 +797,59 @@ proptest::proptest! {
             } else {
                 text
             };
-            for a in line(&mut s, &frame) {
+            let actions = line(&mut s, &frame);
+            check_actions(&actions).map_err(proptest::test_runner::TestCaseError::fail)?;
+            for a in actions {
                 if let Action::Run(Work::Login { .. }) = a {
-                    s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
+                    let failed = s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
+                    proptest::prop_assert!(
+                        sent(&failed).iter().any(|l| l.starts_with("6.")),
+                        "a refused login is answered 6.x: {failed:?}"
+                    );
                 }
             }
         }
     }
+}
+
+#[test]
+fn a_tagged_senddata_keeps_its_tag_through_receive_wait() {
+    let mut s = identified();
+    line(&mut s, "10 SENDDATA 1");
+    s.handle(block(REQUEST));
+    let pending = sent(&s.handle(Input::LatencyExpired));
+    assert!(pending[0].starts_with("10 2.0.2 r1 ; "), "{pending:?}");
+    // CONTINUE and a refused command carry their own tags, not the SENDDATA's.
+    assert!(status(&line(&mut s, "11 NOOP")).starts_with("11 9.1 ; "));
+    assert!(sent(&line(&mut s, "12 CONTINUE")).is_empty());
+    let a = s.handle(Input::Frame(Frame::LineTooLong));
+    assert!(status(&a).starts_with("9.0 ; Command line too long (the limit is 1000"));
+    let l = sent(&s.handle(Input::Done(Done::SendEvent(Ok(SendEventOutcome {
+        uid: "u1".into(),
+        written: true,
+        sequence: 0,
+        deliveries: vec![],
+    })))));
+    assert_eq!(l[0], "10 2.0 r1");
+    assert!(
+        l.contains(&"TARGET:bob".to_owned()),
+        "the payload's TARGETs: {l:?}"
+    );
+}
+
+#[test]
+fn equals_is_an_empty_response_after_a_prompt_too() {
+    let mut s = session();
+    assert_eq!(sent(&line(&mut s, "AUTHENTICATE ANONYMOUS")), ["+"]);
+    let l = sent(&line(&mut s, "="));
+    assert_eq!(l[..3], ["2.0", ".", "IDENTITY=@"]);
+}
+
+#[test]
+fn same_bad_arguments_text_in_every_state() {
+    let mut s = identified();
+    let idle = status(&line(&mut s, "ABORT a b"));
+    line(&mut s, "SENDDATA");
+    s.handle(block(REQUEST));
+    assert_eq!(status(&line(&mut s, "ABORT a b")), idle);
 }
