@@ -735,6 +735,21 @@ fn request(cmdid: &str, uid: &str, organizer: &str) -> String {
     .join("\r\n")
 }
 
+/// SENDDATA with `request(cmdid, uid, organizer)`, after the `2.0.1` go-ahead.
+async fn send_request(
+    s: &mut BufReader<tokio::net::TcpStream>,
+    cmdid: &str,
+    uid: &str,
+    organizer: &str,
+) {
+    send(s.get_mut(), "SENDDATA").await;
+    assert_eq!(read_line(s).await.as_deref(), Some("2.0.1"));
+    s.get_mut()
+        .write_all(request(cmdid, uid, organizer).as_bytes())
+        .await
+        .unwrap();
+}
+
 /// Connects, reads the greeting, logs in with PLAIN `b64`, returns the connection.
 async fn logged_in(addr: SocketAddr, b64: &str) -> BufReader<tokio::net::TcpStream> {
     let mut s = connect(addr).await;
@@ -751,12 +766,7 @@ const ALICE: &str = "AGFsaWNlAGFsaWNlcHc=";
 async fn request_for_another_organizer_is_refused_with_4_1() {
     let uid = unique_uid("cap-not-organizer");
     let mut s = logged_in(gateway(), ALICE).await;
-    send(s.get_mut(), "SENDDATA").await;
-    assert_eq!(read_line(&mut s).await.as_deref(), Some("2.0.1"));
-    s.get_mut()
-        .write_all(request("n1", &uid, "bob@example.com").as_bytes())
-        .await
-        .unwrap();
+    send_request(&mut s, "n1", &uid, "bob@example.com").await;
     assert_eq!(
         reply(&mut s).await,
         [
@@ -849,12 +859,7 @@ async fn upstream_failures_are_reported_not_swallowed() {
     );
     // A REQUEST: 8.0, nothing claimed.
     let uid = unique_uid("cap-upstream-down");
-    send(s.get_mut(), "SENDDATA").await;
-    assert_eq!(read_line(&mut s).await.as_deref(), Some("2.0.1"));
-    s.get_mut()
-        .write_all(request("d1", &uid, "alice@example.com").as_bytes())
-        .await
-        .unwrap();
+    send_request(&mut s, "d1", &uid, "alice@example.com").await;
     let r = reply(&mut s).await;
     assert!(r[0].starts_with("8.0 d1 ; Upstream unavailable: "), "{r:?}");
     // A new login cannot be checked: 6.4, a temporary failure.
@@ -873,12 +878,7 @@ async fn command_timeout_is_reported_and_nothing_is_stored() {
     let (proxy, addr, _gw) = slow_gateway(|c| c.limits.command_timeout_secs = 1).await;
     let uid = unique_uid("cap-command-timeout");
     let mut s = logged_in(addr, ALICE).await;
-    send(s.get_mut(), "SENDDATA").await;
-    assert_eq!(read_line(&mut s).await.as_deref(), Some("2.0.1"));
-    s.get_mut()
-        .write_all(request("t1", &uid, "alice@example.com").as_bytes())
-        .await
-        .unwrap();
+    send_request(&mut s, "t1", &uid, "alice@example.com").await;
     let r = reply(&mut s).await;
     assert!(
         r[0].starts_with("8.0 t1 ; Upstream unavailable: ") && r[0].contains("timed out"),
@@ -898,12 +898,7 @@ async fn a_client_that_just_closes_does_not_abort() {
     let (proxy, addr, _gw) = slow_gateway(|_| {}).await;
     let uid = unique_uid("cap-client-gone");
     let mut s = logged_in(addr, ALICE).await;
-    send(s.get_mut(), "SENDDATA").await;
-    assert_eq!(read_line(&mut s).await.as_deref(), Some("2.0.1"));
-    s.get_mut()
-        .write_all(request("g1", &uid, "alice@example.com").as_bytes())
-        .await
-        .unwrap();
+    send_request(&mut s, "g1", &uid, "alice@example.com").await;
     drop(s);
     // The command finishes without its client: the held PUT goes through and is stored.
     let stored = eventually(50, || async {
@@ -920,12 +915,7 @@ async fn shutdown_lets_a_running_command_answer_first() {
     let (proxy, addr, gw) = slow_gateway(|_| {}).await;
     let uid = unique_uid("cap-shutdown-running");
     let mut s = logged_in(addr, ALICE).await;
-    send(s.get_mut(), "SENDDATA").await;
-    assert_eq!(read_line(&mut s).await.as_deref(), Some("2.0.1"));
-    s.get_mut()
-        .write_all(request("s1", &uid, "alice@example.com").as_bytes())
-        .await
-        .unwrap();
+    send_request(&mut s, "s1", &uid, "alice@example.com").await;
     // Shut down once the PUT is held upstream: the command is running.
     let held = eventually(50, || async {
         (proxy.arrived.load(SeqCst) == 1).then_some(())
@@ -955,12 +945,7 @@ async fn identify_then_request_needs_the_organizers_own_login() {
     let mut s = logged_in(gateway(), "AGNhbGdhdGUAY2FsZ2F0ZXB3").await;
     send(s.get_mut(), "IDENTIFY alice@example.com").await;
     assert_eq!(reply(&mut s).await, ["2.0", ".", "."]);
-    send(s.get_mut(), "SENDDATA").await;
-    assert_eq!(read_line(&mut s).await.as_deref(), Some("2.0.1"));
-    s.get_mut()
-        .write_all(request("i1", &uid, "alice@example.com").as_bytes())
-        .await
-        .unwrap();
+    send_request(&mut s, "i1", &uid, "alice@example.com").await;
     assert_eq!(
         reply(&mut s).await,
         [
