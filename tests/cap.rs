@@ -189,10 +189,7 @@ async fn t026_senddata_itip_request() {
         "the folded line arrived whole: {}",
         stored[0].data
     );
-    let bob = eventually(25, || async {
-        objects_with_uid("bob", uid).await.into_iter().next()
-    })
-    .await;
+    let bob = eventually(|| async { objects_with_uid("bob", uid).await.into_iter().next() }).await;
     assert!(
         bob.is_some(),
         "the upstream delivered the invitation to bob"
@@ -247,10 +244,7 @@ async fn t060_latency_abort() {
     let vars = transcript::vars("t060");
     transcript::replay(&load("060-latency-abort.txt", &vars), addr).await;
     // The ABORT dropped the PUT while the proxy held it: it never reached the upstream.
-    let dropped = eventually(40, || async {
-        (proxy.dropped.load(SeqCst) == 1).then_some(())
-    })
-    .await;
+    let dropped = eventually(|| async { (proxy.dropped.load(SeqCst) == 1).then_some(()) }).await;
     assert!(
         dropped.is_some(),
         "the held PUT was abandoned by the gateway"
@@ -299,10 +293,7 @@ async fn t063_compat_draft_examples() {
     .await;
     let vars = transcript::vars("t063");
     transcript::replay(&load("063-compat-draft-examples.txt", &vars), addr).await;
-    let dropped = eventually(40, || async {
-        (proxy.dropped.load(SeqCst) == 1).then_some(())
-    })
-    .await;
+    let dropped = eventually(|| async { (proxy.dropped.load(SeqCst) == 1).then_some(()) }).await;
     assert!(dropped.is_some());
     assert!(objects_with_uid("alice", &vars["UID"]).await.is_empty());
 }
@@ -901,7 +892,7 @@ async fn a_client_that_just_closes_does_not_abort() {
     send_request(&mut s, "g1", &uid, "alice@example.com").await;
     drop(s);
     // The command finishes without its client: the held PUT goes through and is stored.
-    let stored = eventually(50, || async {
+    let stored = eventually(|| async {
         let n = objects_with_uid("alice", &uid).await.len();
         (n == 1).then_some(n)
     })
@@ -917,10 +908,7 @@ async fn shutdown_lets_a_running_command_answer_first() {
     let mut s = logged_in(addr, ALICE).await;
     send_request(&mut s, "s1", &uid, "alice@example.com").await;
     // Shut down once the PUT is held upstream: the command is running.
-    let held = eventually(50, || async {
-        (proxy.arrived.load(SeqCst) == 1).then_some(())
-    })
-    .await;
+    let held = eventually(|| async { (proxy.arrived.load(SeqCst) == 1).then_some(()) }).await;
     assert!(held.is_some(), "the PUT reached the slow upstream");
     tokio::spawn(gw.shutdown(Duration::from_secs(30)));
     let result = reply(&mut s).await;

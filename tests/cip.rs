@@ -92,7 +92,7 @@ async fn t020_sendevent_local_organizer_delivers_through_the_upstream() {
     assert!(text.contains("ORGANIZER"), "{text}");
     for who in ["bob", "carol"] {
         // Delivered by the upstream's implicit scheduling, which may land just after the PUT.
-        let copy = eventually(25, || find(who, uid))
+        let copy = eventually(|| find(who, uid))
             .await
             .unwrap_or_else(|| panic!("{who} got the event"));
         let line = attendee_line(&copy.data, &format!("{who}@example.com")).unwrap();
@@ -115,7 +115,7 @@ async fn t021_sendevent_versioning_updates_in_place() {
     assert!(org.contains("SEQUENCE:2"), "{org}");
     // The update reaches bob through implicit scheduling, which may land just after the PUT:
     // wait (bounded) for it, then check the copy and that it is the only one.
-    let updated = eventually(25, || async {
+    let updated = eventually(|| async {
         let text = unfold(&find("bob", uid).await?.data);
         text.contains("SUMMARY:Version two").then_some(text)
     })
@@ -150,7 +150,7 @@ async fn t030_rsvp_updates_the_attendee_and_the_organizer_copy() {
             .unwrap()
             .contains("PARTSTAT=ACCEPTED")
     );
-    let shows = eventually(25, || async {
+    let shows = eventually(|| async {
         let org = find("alice", uid).await?;
         attendee_line(&org.data, "bob@example.com")?
             .contains("PARTSTAT=ACCEPTED")
@@ -158,7 +158,7 @@ async fn t030_rsvp_updates_the_attendee_and_the_organizer_copy() {
     })
     .await;
     assert!(shows.is_some(), "alice's copy shows bob ACCEPTED");
-    let carol = eventually(25, || find("carol", uid)).await.unwrap();
+    let carol = eventually(|| find("carol", uid)).await.unwrap();
     assert!(
         attendee_line(&carol.data, "carol@example.com")
             .unwrap()
@@ -178,7 +178,7 @@ async fn t031_rsvp_errors_change_nothing() {
     // NEEDS-ACTION in their own copies and in the organizer's.
     for who in ["bob", "carol"] {
         let addr = format!("{who}@example.com");
-        let copy = eventually(25, || find(who, uid))
+        let copy = eventually(|| find(who, uid))
             .await
             .unwrap_or_else(|| panic!("{who} got the event"));
         let line = attendee_line(&copy.data, &addr).expect("the attendee's own line");

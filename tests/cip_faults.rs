@@ -116,7 +116,7 @@ async fn connection_cap_answers_and_closes() {
     // retry, within a generous bound).
     assert_eq!(b.command(&["QUIT"]).await, vec!["OK 000 Goodbye"]);
     drop(b);
-    let again = eventually(50, || async move {
+    let again = eventually(|| async move {
         let mut c = LineClient::connect(addr).await;
         let first = c.line().await;
         (first.as_deref() == Some("OK CIP 1.0 example.com")).then_some(c)
@@ -137,7 +137,7 @@ async fn closing_without_quit_frees_the_slot() {
     let addr = gw.cip_addr.unwrap();
     drop(greeted(addr).await);
     // Well before the 600 s idle limit (the bound only stops a broken test from hanging).
-    let greeting = eventually(50, || async move {
+    let greeting = eventually(|| async move {
         let mut c = LineClient::connect(addr).await;
         c.line().await.filter(|g| g == "OK CIP 1.0 example.com")
     })
@@ -275,10 +275,7 @@ async fn command_timeout_answers_and_stores_nothing() {
         "the PUT reached the proxy and was held when the command timed out"
     );
     // The gateway dropped the held PUT (its connection closed) rather than leaving it to run.
-    let dropped = eventually(50, || async {
-        (proxy.dropped.load(SeqCst) == 1).then_some(())
-    })
-    .await;
+    let dropped = eventually(|| async { (proxy.dropped.load(SeqCst) == 1).then_some(()) }).await;
     assert!(
         dropped.is_some(),
         "the timed-out PUT was abandoned by the gateway"

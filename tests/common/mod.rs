@@ -176,21 +176,28 @@ pub fn event(
     ics
 }
 
-/// Polls `f` until it returns `Some`, up to `tries` times with a short pause: implicit
-/// scheduling may complete just after the PUT returns. Not a timing assertion: the bound only
-/// stops a broken test from hanging.
-pub async fn eventually<T, F, Fut>(tries: usize, mut f: F) -> Option<T>
+/// How long [`eventually`] polls. Generous on purpose: a cold upstream on a loaded 2-core CI
+/// machine once took longer than 5 s to deliver an invitation. Not a timing assertion: the
+/// bound only stops a broken test from hanging.
+pub const EVENTUALLY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `f` until it returns `Some` or [`EVENTUALLY`] has passed, with a short pause between
+/// tries: implicit scheduling may complete just after the PUT returns.
+pub async fn eventually<T, F, Fut>(mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    for _ in 0..tries {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
         if let Some(v) = f().await {
             return Some(v);
         }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    None
 }
 
 pub mod transcript;
