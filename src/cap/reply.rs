@@ -213,7 +213,9 @@ pub fn expand_error(argument: &str, e: &TranslateError) -> Reply {
     let code = match e {
         TranslateError::AccessDenied(_) => code::EXPAND_DENIED,
         TranslateError::NotFound(_) | TranslateError::BadInput(_) => code::NOT_FOUND_OR_IDLE,
-        TranslateError::Conflict(_) | TranslateError::Upstream(_) => code::EXPAND_ERROR,
+        TranslateError::Conflict(_) | TranslateError::Exists(_) | TranslateError::Upstream(_) => {
+            code::EXPAND_ERROR
+        }
     };
     let text = match e {
         TranslateError::Upstream(u) => format!("Upstream error: {}", upstream_summary(u)),
@@ -230,6 +232,7 @@ pub fn senddata_error(cmdid: Option<&str>, e: &TranslateError) -> Reply {
         TranslateError::AccessDenied(t) => ("4.1", t.clone()),
         TranslateError::NotFound(t) => (code::FAILURE, t.clone()),
         TranslateError::Conflict(t) => (code::FAILURE, t.clone()),
+        TranslateError::Exists(t) => ("8.5", t.clone()),
         TranslateError::Upstream(u) if u.is_unavailable() => (
             code::FAILURE,
             format!("Upstream unavailable: {}", upstream_summary(u)),

@@ -46,7 +46,9 @@ pub fn error(e: &TranslateError) -> String {
     match e {
         TranslateError::BadInput(t) => format!("NO 001 {t}"),
         TranslateError::AccessDenied(t) => format!("NO 002 {t}"),
-        TranslateError::NotFound(t) | TranslateError::Conflict(t) => format!("NO 000 {t}"),
+        TranslateError::NotFound(t) | TranslateError::Conflict(t) | TranslateError::Exists(t) => {
+            format!("NO 000 {t}")
+        }
         TranslateError::Upstream(u) => {
             if u.is_unavailable() {
                 "NO 000 Upstream unavailable".into()

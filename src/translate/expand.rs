@@ -42,10 +42,11 @@
 //!   the calendar (the service account gets `write-content`, not `write`); DAViCal only to
 //!   holders of `read-current-user-privilege-set`, so the grant must include it.
 
+use super::calid;
 use super::{Gateway, Identity, TranslateError};
 use crate::caldav::client::{Depth, HttpResponse, propfind_method};
 use crate::caldav::multistatus::{self, CALDAV, CALSERVER, DAV, Multistatus};
-use crate::caldav::path::{child_name, percent_decode, percent_encode, same_collection};
+use crate::caldav::path::{child_name, percent_decode, same_collection};
 use crate::caldav::request::{
     CALENDAR_HOME_SET, CURRENT_USER_PRIVILEGE_SET, GROUP_MEMBER_SET, PropName, RESOURCETYPE,
 };
@@ -57,10 +58,6 @@ use std::collections::HashSet;
 /// directories; cycles are skipped separately).
 pub const MAX_GROUP_DEPTH: usize = 8;
 
-/// What a CalID segment shows unencoded besides letters and digits: RFC 3986's unreserved
-/// characters, `@` and the sub-delims, all of which a CAP argument can carry.
-const CALID_KEEP: &[u8] = b"-._~@!$&'()*+,;=";
-
 /// The result of CALIDEXPAND / UPNEXPAND (cap-04 §7.1.4, §7.1.8.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expansion {
@@ -69,88 +66,6 @@ pub struct Expansion {
     pub ids: Vec<String>,
     /// More than `max` ids were found; `ids` holds the first `max` (wire: 2.3).
     pub truncated: bool,
-}
-
-/// A CalID of this calendar store, split into its parts (still as the client wrote them,
-/// percent-decoded).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CalIdParts {
-    /// The user segment (a login name or an address).
-    user: String,
-    /// The calendar's name; `None` for the calendar home.
-    calendar: Option<String>,
-}
-
-/// Splits a CalID (absolute `cap://host/...` or relative). `Err` carries the text for the
-/// client: why this is not a CalID of this calendar store.
-fn parse_calid(calid: &str, server_id: &str) -> Result<CalIdParts, String> {
-    let text = calid.trim();
-    let expected = format!("expected cap://{server_id}/<user>[/<calendar>]");
-    if text.is_empty() {
-        return Err(format!("An empty CalID names no calendar; {expected}"));
-    }
-    let path = if let Some(rest) = strip_prefix_ci(text, "cap://") {
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let host = match authority.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => authority,
-        };
-        if host.is_empty() || host.contains('@') {
-            return Err(format!("{text} is not a CalID; {expected}"));
-        }
-        if !host.eq_ignore_ascii_case(server_id) {
-            return Err(format!(
-                "{text} is not on this calendar store ({server_id}); ask the calendar store at {host}"
-            ));
-        }
-        path
-    } else if text.contains("://") {
-        return Err(format!("{text} is not a cap:// CalID; {expected}"));
-    } else {
-        text.strip_prefix('/').unwrap_or(text)
-    };
-    let path = path.strip_suffix('/').unwrap_or(path);
-    if path.contains(['?', '#']) || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{text} is not a CalID; {expected}"));
-    }
-    let segments: Vec<&str> = path.split('/').collect();
-    let decoded = |s: &str| -> Option<String> {
-        let d = percent_decode(s)?;
-        (!d.is_empty()
-            && d != "."
-            && d != ".."
-            && !d.contains('/')
-            && !d.contains(char::is_control))
-        .then_some(d)
-    };
-    match segments.as_slice() {
-        [user] => Ok(CalIdParts {
-            user: decoded(user).ok_or_else(|| format!("{text} names no user; {expected}"))?,
-            calendar: None,
-        }),
-        [user, calendar] => Ok(CalIdParts {
-            user: decoded(user).ok_or_else(|| format!("{text} names no user; {expected}"))?,
-            calendar: Some(
-                decoded(calendar).ok_or_else(|| format!("{text} names no calendar; {expected}"))?,
-            ),
-        }),
-        _ => Err(format!(
-            "{text} names nothing on this calendar store; {expected}"
-        )),
-    }
-}
-
-fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    (text.len() >= prefix.len()
-        && text.is_char_boundary(prefix.len())
-        && text[..prefix.len()].eq_ignore_ascii_case(prefix))
-    .then(|| &text[prefix.len()..])
-}
-
-/// A CalID segment for display: what a CAP argument can carry stays readable, the rest is
-/// percent-encoded (see the module documentation).
-fn display_segment(s: &str) -> String {
-    percent_encode(s, CALID_KEEP)
 }
 
 /// Splits a UPN `user@realm` (cap-02 §2.4.5): exactly one `@`, both sides non-empty, no white
@@ -498,7 +413,7 @@ impl Gateway {
         max: usize,
     ) -> Result<Expansion, TranslateError> {
         let creds = self.expanding_creds(identity, calid)?;
-        let parts = parse_calid(calid, self.server_id()).map_err(TranslateError::NotFound)?;
+        let parts = calid::parse(calid, self.server_id()).map_err(TranslateError::NotFound)?;
         let address = if parts.user.contains('@') {
             parts.user.clone()
         } else {
@@ -567,8 +482,8 @@ impl Gateway {
         format!(
             "cap://{}/{}/{}",
             self.server_id(),
-            display_segment(user),
-            display_segment(calendar)
+            calid::display_segment(user),
+            calid::display_segment(calendar)
         )
     }
 
@@ -879,97 +794,6 @@ fn owner_side_name(user: &str, home: &Url, url: &Url) -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
-
-    fn parts(user: &str, calendar: Option<&str>) -> CalIdParts {
-        CalIdParts {
-            user: user.into(),
-            calendar: calendar.map(str::to_owned),
-        }
-    }
-
-    #[test]
-    fn calids_absolute_relative_and_home() {
-        let s = "example.com";
-        assert_eq!(
-            parse_calid("cap://example.com/alice/Default", s),
-            Ok(parts("alice", Some("Default")))
-        );
-        assert_eq!(
-            parse_calid("CAP://Example.COM:5229/alice/Default/", s),
-            Ok(parts("alice", Some("Default")))
-        );
-        assert_eq!(
-            parse_calid("cap://example.com/alice", s),
-            Ok(parts("alice", None))
-        );
-        assert_eq!(
-            parse_calid("cap://example.com/alice/", s),
-            Ok(parts("alice", None))
-        );
-        assert_eq!(
-            parse_calid("alice/calendar", s),
-            Ok(parts("alice", Some("calendar")))
-        );
-        assert_eq!(parse_calid("/alice", s), Ok(parts("alice", None)));
-        assert_eq!(
-            parse_calid(" alice@example.com/Work%20Play ", s),
-            Ok(parts("alice@example.com", Some("Work Play")))
-        );
-        assert_eq!(
-            parse_calid("alice/Kalender%C3%A4", s),
-            Ok(parts("alice", Some("Kalenderä")))
-        );
-    }
-
-    #[test]
-    fn calids_that_are_not_ours() {
-        let s = "example.com";
-        let other = parse_calid("cap://cal.other.example/alice/Default", s).unwrap_err();
-        assert!(other.contains("not on this calendar store"), "{other}");
-        assert!(other.contains("cal.other.example"), "{other}");
-        for bad in [
-            "",
-            "cap://example.com",
-            "cap://example.com/",
-            "cap://example.com/alice/Default/extra",
-            "http://example.com/alice",
-            "cap://x@example.com/alice",
-            "alice//Default",
-            "alice/Default?x",
-            "alice/..",
-            "alice/a%2Fb",
-            "alice/%FF",
-            "a b/c",
-        ] {
-            assert!(parse_calid(bad, s).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn segments_display_readably_and_round_trip() {
-        assert_eq!(display_segment("Default"), "Default");
-        assert_eq!(display_segment("alice@example.com"), "alice@example.com");
-        assert_eq!(display_segment("Work Play"), "Work%20Play");
-        assert_eq!(display_segment("a/b%c:d"), "a%2Fb%25c%3Ad");
-        assert_eq!(display_segment("Kalenderä"), "Kalender%C3%A4");
-        for name in [
-            "Work Play",
-            "Kalenderä",
-            "100%",
-            "x:y",
-            "calgate-test-1.2~3",
-        ] {
-            let shown = display_segment(name);
-            assert!(!shown.contains([' ', '/', ':']), "{shown}");
-            assert_eq!(
-                parse_calid(&format!("alice/{shown}"), "s").map(|p| p.calendar),
-                Ok(Some(name.to_owned()))
-            );
-        }
-        assert_eq!(percent_decode("a%2"), Some("a%2".into()));
-        assert_eq!(percent_decode("%41%62"), Some("Ab".into()));
-        assert_eq!(percent_decode("%C3"), None);
-    }
 
     #[test]
     fn upns() {

@@ -10,11 +10,13 @@
 //!   implicit scheduling (RFC 6638 §3.2) delivers it.
 //! - [`rsvp`]: an attendee's answer, by PUT of the attendee's copy with the new PARTSTAT
 //!   (RFC 6638 §3.2.2.1).
+//! - [`calid`]: calgate's CalIDs (`cap://<server_id>/<user>/<calendar>`), parsed and shown.
 //! - [`expand`]: CAP IDENTIFY, CALIDEXPAND and UPNEXPAND (cap-04 §7.1.4, §7.1.8), by PROPFIND
 //!   of calendar homes, principals and privilege sets (RFC 4918, RFC 3744).
 //! - [`freebusy`]: busy time, by POST of a VFREEBUSY REQUEST to a schedule outbox
 //!   (RFC 6638 §5).
 
+pub mod calid;
 pub mod expand;
 pub mod freebusy;
 pub mod login;
@@ -81,6 +83,10 @@ pub enum TranslateError {
     /// A concurrent change won twice in a row; nothing was written.
     #[error("{0}")]
     Conflict(String),
+    /// What the intent would create already exists (a UID in use, a calendar name taken); the
+    /// existing object was left untouched.
+    #[error("{0}")]
+    Exists(String),
     /// The upstream failed; nothing was claimed.
     #[error(transparent)]
     Upstream(#[from] CaldavError),
