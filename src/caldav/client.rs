@@ -136,10 +136,28 @@ impl<'a> WriteCondition<'a> {
     /// sends one (RFC 6638 §3.2.10), else its ETag. `None` when it has neither: the caller must
     /// re-read the object rather than write blindly.
     pub fn for_object(object: &'a CalendarObject) -> Option<WriteCondition<'a>> {
-        if let Some(tag) = &object.schedule_tag {
-            Some(WriteCondition::IfScheduleTagMatch(tag))
-        } else {
-            object.etag.as_deref().map(WriteCondition::IfMatch)
+        Self::from_tags(object.schedule_tag.as_deref(), object.etag.as_deref())
+    }
+
+    /// [`WriteCondition::for_object`] from the two validators of an object that was read: the
+    /// Schedule-Tag when there is one, else the ETag, else `None`.
+    pub fn from_tags(
+        schedule_tag: Option<&'a str>,
+        etag: Option<&'a str>,
+    ) -> Option<WriteCondition<'a>> {
+        match (schedule_tag, etag) {
+            (Some(tag), _) => Some(WriteCondition::IfScheduleTagMatch(tag)),
+            (None, Some(etag)) => Some(WriteCondition::IfMatch(etag)),
+            (None, None) => None,
+        }
+    }
+
+    /// The request header that carries the condition.
+    fn header(self) -> (&'static str, &'a str) {
+        match self {
+            WriteCondition::Create => ("if-none-match", "*"),
+            WriteCondition::IfMatch(etag) => ("if-match", etag),
+            WriteCondition::IfScheduleTagMatch(tag) => ("if-schedule-tag-match", tag),
         }
     }
 }
@@ -453,20 +471,33 @@ impl CaldavClient {
         condition: WriteCondition<'_>,
         creds: &Credentials,
     ) -> Result<PutOutcome, CaldavError> {
-        let header = match condition {
-            WriteCondition::Create => ("if-none-match", "*"),
-            WriteCondition::IfMatch(etag) => ("if-match", etag),
-            WriteCondition::IfScheduleTagMatch(tag) => ("if-schedule-tag-match", tag),
-        };
-        let resp = self
-            .send(
-                &Method::PUT,
-                url,
-                Some(creds),
-                &[header],
-                Some((CALENDAR, ics)),
-            )
-            .await?;
+        let resp = self.put_raw(url, ics, condition, creds).await?;
+        self.put_outcome(url, resp)
+    }
+
+    /// [`Self::put`] without status checking, for callers that read an error body themselves
+    /// (the `DAV:href` of a `CALDAV:unique-scheduling-object-resource` refusal, RFC 6638
+    /// §3.2.4.1); [`Self::put_outcome`] then checks the answer.
+    pub async fn put_raw(
+        &self,
+        url: &Url,
+        ics: String,
+        condition: WriteCondition<'_>,
+        creds: &Credentials,
+    ) -> Result<HttpResponse, CaldavError> {
+        self.send(
+            &Method::PUT,
+            url,
+            Some(creds),
+            &[condition.header()],
+            Some((CALENDAR, ics)),
+        )
+        .await
+    }
+
+    /// What a PUT answer obtained with [`Self::put_raw`] reported; a non-2xx answer is the
+    /// matching error.
+    pub fn put_outcome(&self, url: &Url, resp: HttpResponse) -> Result<PutOutcome, CaldavError> {
         let resp = self.check(&Method::PUT, url, resp)?;
         Ok(PutOutcome {
             created: resp.status == StatusCode::CREATED.as_u16(),
@@ -482,7 +513,23 @@ impl CaldavClient {
         if_match: Option<&str>,
         creds: &Credentials,
     ) -> Result<(), CaldavError> {
-        let headers: Vec<(&str, &str)> = if_match.map(|e| ("if-match", e)).into_iter().collect();
+        self.delete_if(url, if_match.map(WriteCondition::IfMatch), creds)
+            .await
+    }
+
+    /// `DELETE` under a precondition: `If-Match`, or `If-Schedule-Tag-Match`, which RFC 6638
+    /// §3.2.10 and §8.3 define for DELETE as for PUT (a scheduling object is deleted only if no
+    /// consequential change happened since it was read); `None` deletes unconditionally (a
+    /// collection). [`WriteCondition::Create`] sends `If-None-Match: *`, which no existing
+    /// resource passes.
+    pub async fn delete_if(
+        &self,
+        url: &Url,
+        condition: Option<WriteCondition<'_>>,
+        creds: &Credentials,
+    ) -> Result<(), CaldavError> {
+        let headers: Vec<(&str, &str)> =
+            condition.map(WriteCondition::header).into_iter().collect();
         let resp = self
             .send(&Method::DELETE, url, Some(creds), &headers, None)
             .await?;

@@ -91,6 +91,45 @@ pub enum QueryFilter {
     },
     /// All components of this type.
     All { component: String },
+    /// Components of this type, narrowed by every condition given (RFC 4791 §9.7.1: the
+    /// conditions of one comp-filter all have to hold): the UID (`i;octet` text-match, §9.7.5)
+    /// and overlap with `[start, end)` (§9.9; UTC `YYYYMMDDTHHMMSSZ`, either bound may be
+    /// open; with neither, no time-range is sent).
+    Matching {
+        component: String,
+        uid: Option<String>,
+        start: Option<String>,
+        end: Option<String>,
+    },
+    /// Every calendar object, whatever its components: only the `VCALENDAR` comp-filter, which
+    /// every calendar object resource matches (RFC 4791 §9.7.1). A UID or time range cannot be
+    /// asked for without naming the component type that carries it; RFC 4791 filters have no
+    /// "any of" test.
+    Everything,
+}
+
+/// `<c:time-range …/>` with the bounds given; empty when neither is (RFC 4791 §9.9 wants at
+/// least one).
+fn time_range(start: Option<&str>, end: Option<&str>) -> String {
+    if start.is_none() && end.is_none() {
+        return String::new();
+    }
+    let mut attrs = String::new();
+    if let Some(s) = start {
+        attrs.push_str(&format!(r#" start="{}""#, escape(s)));
+    }
+    if let Some(e) = end {
+        attrs.push_str(&format!(r#" end="{}""#, escape(e)));
+    }
+    format!("<c:time-range{attrs}/>")
+}
+
+/// `<c:prop-filter name="UID">` with an exact (`i;octet`) text-match.
+fn uid_match(uid: &str) -> String {
+    format!(
+        r#"<c:prop-filter name="UID"><c:text-match collation="i;octet">{}</c:text-match></c:prop-filter>"#,
+        escape(uid)
+    )
 }
 
 /// `CALDAV:calendar-query` returning ETag, Schedule-Tag and calendar data.
@@ -121,6 +160,19 @@ pub fn calendar_query(filter: &QueryFilter) -> String {
         QueryFilter::All { component } => {
             format!(r#"<c:comp-filter name="{}"/>"#, escape(component))
         }
+        // The DTD's order inside a comp-filter: time-range, then prop-filters (§9.7.1).
+        QueryFilter::Matching {
+            component,
+            uid,
+            start,
+            end,
+        } => format!(
+            r#"<c:comp-filter name="{}">{}{}</c:comp-filter>"#,
+            escape(component),
+            time_range(start.as_deref(), end.as_deref()),
+            uid.as_deref().map(uid_match).unwrap_or_default()
+        ),
+        QueryFilter::Everything => String::new(),
     };
     format!(
         r#"{HEAD}<c:calendar-query {NS}>{}<c:filter><c:comp-filter name="VCALENDAR">{inner}</c:comp-filter></c:filter></c:calendar-query>"#,
@@ -177,6 +229,13 @@ mod tests {
             }),
             calendar_multiget(&["/a/b.ics".into(), "/a/c&d.ics".into()]),
             mkcalendar("Work & Play"),
+            calendar_query(&QueryFilter::Matching {
+                component: "VTODO".into(),
+                uid: Some("x&y".into()),
+                start: None,
+                end: Some("20300101T000000Z".into()),
+            }),
+            calendar_query(&QueryFilter::Everything),
         ];
         for body in &bodies {
             let doc = roxmltree::Document::parse(body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -192,5 +251,52 @@ mod tests {
             .find(|n| n.has_tag_name((CALDAV, "text-match")))
             .unwrap();
         assert_eq!(tm.text(), Some("a<&>b"));
+    }
+
+    #[test]
+    fn matching_combines_conditions_and_everything_has_no_component_filter() {
+        let q = calendar_query(&QueryFilter::Matching {
+            component: "VEVENT".into(),
+            uid: Some("u1".into()),
+            start: Some("20300101T000000Z".into()),
+            end: None,
+        });
+        let doc = roxmltree::Document::parse(&q).unwrap();
+        let comp = doc
+            .descendants()
+            .find(|n| {
+                n.has_tag_name((CALDAV, "comp-filter")) && n.attribute("name") == Some("VEVENT")
+            })
+            .unwrap();
+        let children: Vec<&str> = comp
+            .children()
+            .filter(|n| n.is_element())
+            .map(|n| n.tag_name().name())
+            .collect();
+        assert_eq!(children, ["time-range", "prop-filter"]);
+        let tr = comp.first_element_child().unwrap();
+        assert_eq!(tr.attribute("start"), Some("20300101T000000Z"));
+        assert_eq!(tr.attribute("end"), None);
+
+        let bare = calendar_query(&QueryFilter::Matching {
+            component: "VJOURNAL".into(),
+            uid: None,
+            start: None,
+            end: None,
+        });
+        assert!(
+            bare.contains(r#"<c:comp-filter name="VJOURNAL"></c:comp-filter>"#),
+            "{bare}"
+        );
+        assert!(!bare.contains("time-range"), "{bare}");
+
+        let all = calendar_query(&QueryFilter::Everything);
+        let doc = roxmltree::Document::parse(&all).unwrap();
+        let comps: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name((CALDAV, "comp-filter")))
+            .collect();
+        assert_eq!(comps.len(), 1);
+        assert_eq!(comps[0].attribute("name"), Some("VCALENDAR"));
     }
 }

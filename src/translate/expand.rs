@@ -508,7 +508,11 @@ impl Gateway {
     }
 
     /// The error for a failed look-up of the caller's own principal.
-    fn refused_credentials(&self, e: CaldavError, creds: &Credentials) -> TranslateError {
+    pub(crate) fn refused_credentials(
+        &self,
+        e: CaldavError,
+        creds: &Credentials,
+    ) -> TranslateError {
         if e.is_unauthorized() {
             TranslateError::AccessDenied(format!(
                 "The calendar server no longer accepts the credentials of {}",
@@ -713,33 +717,62 @@ impl Gateway {
         name: &str,
         creds: &Credentials,
     ) -> Result<Expansion, TranslateError> {
-        let id = self.calid(user, name);
-        let home = if user == creds.user {
-            self.discovery()
+        self.named_calendar(user, name, creds).await?;
+        Ok(Expansion {
+            ids: vec![self.calid(user, name)],
+            truncated: false,
+        })
+    }
+
+    /// The calendar home of `user` as the caller reaches it: the caller's own from discovery;
+    /// another user's as their principal shows it (PROPFIND Depth 0, see
+    /// [`Gateway::home_of_other`]), else derived from the caller's. `label` names the request
+    /// in error texts. No such user → [`TranslateError::NotFound`].
+    pub(crate) async fn home_as_reached(
+        &self,
+        user: &str,
+        label: &str,
+        creds: &Credentials,
+    ) -> Result<Url, TranslateError> {
+        if user == creds.user {
+            return Ok(self
+                .discovery()
                 .principal(creds)
                 .await
                 .map_err(|e| self.refused_credentials(e, creds))?
                 .home
-                .clone()
-        } else {
-            let url = self.principal_url(user, creds).await?;
-            let shown = match self.probe_principal(user, &url, &id, creds).await? {
-                Probe::User { home } => home,
-                Probe::Group(_) => None,
-            };
-            self.home_of_other(user, shown, creds).await?
+                .clone());
+        }
+        let url = self.principal_url(user, creds).await?;
+        let shown = match self.probe_principal(user, &url, label, creds).await? {
+            Probe::User { home } => home,
+            Probe::Group(_) => None,
         };
-        let mut url = home.clone();
-        url.path_segments_mut()
-            .map_err(|()| {
-                TranslateError::Upstream(CaldavError::Discovery {
-                    user: user.to_owned(),
-                    detail: format!("{} cannot have path segments", home),
-                })
-            })?
-            .pop_if_empty()
-            .push(name)
-            .push("");
+        self.home_of_other(user, shown, creds).await
+    }
+
+    /// The URL of `user`'s calendar `name` as the caller reaches it: `<home>/<name>/` (the home
+    /// from [`Gateway::home_as_reached`], the name percent-encoded as one segment), checked
+    /// with `PROPFIND Depth: 0` of `DAV:resourcetype`, following same-origin redirects (Cyrus
+    /// answers another user's calendar with a 301 to `<caller home>/<owner>.<name>/`, which is
+    /// then the URL to use). It must be a `CALDAV:calendar` (RFC 4791 §4.2).
+    ///
+    /// 401/403 → [`TranslateError::AccessDenied`]; 404/410, or a collection of another kind
+    /// (a scheduling inbox) → [`TranslateError::NotFound`].
+    pub(crate) async fn named_calendar(
+        &self,
+        user: &str,
+        name: &str,
+        creds: &Credentials,
+    ) -> Result<Url, TranslateError> {
+        let id = self.calid(user, name);
+        let home = self.home_as_reached(user, &id, creds).await?;
+        let url = child_collection(&home, name).map_err(|detail| {
+            TranslateError::Upstream(CaldavError::Discovery {
+                user: user.to_owned(),
+                detail,
+            })
+        })?;
         let (url, resp) = self
             .discovery()
             .propfind_following(&url, &[RESOURCETYPE], creds)
@@ -769,11 +802,20 @@ impl Gateway {
                 "{id} is not a calendar (a collection of another kind, such as a scheduling inbox)"
             )));
         }
-        Ok(Expansion {
-            ids: vec![id],
-            truncated: false,
-        })
+        Ok(url)
     }
+}
+
+/// The collection `name` directly below `home`: `<home>/<name>/`, the name percent-encoded as
+/// one path segment. `Err` when `home` cannot have path segments.
+pub(crate) fn child_collection(home: &Url, name: &str) -> Result<Url, String> {
+    let mut url = home.clone();
+    url.path_segments_mut()
+        .map_err(|()| format!("{home} cannot have path segments"))?
+        .pop_if_empty()
+        .push(name)
+        .push("");
+    Ok(url)
 }
 
 /// The owner's name of a calendar found at `url`: the segment below the owner's `home` when it

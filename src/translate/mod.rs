@@ -22,6 +22,7 @@ pub mod freebusy;
 pub mod login;
 pub mod rsvp;
 pub mod sendevent;
+pub mod store;
 
 use crate::caldav::path::same_collection;
 use crate::caldav::{CaldavError, Credentials, Discovery};
