@@ -165,15 +165,6 @@ async fn t023_generateuid() {
 }
 
 #[tokio::test]
-async fn t024_senddata_not_supported_yet() {
-    let (_, vars) = replay("024-senddata-not-supported-yet.txt").await;
-    assert!(
-        objects_with_uid("alice", &vars["UID"]).await.is_empty(),
-        "nothing was stored for an unsupported method"
-    );
-}
-
-#[tokio::test]
 async fn t025_senddata_errors() {
     replay("025-senddata-errors.txt").await;
 }

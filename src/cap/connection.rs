@@ -35,7 +35,7 @@ fn timed_out(work: &Work, timeout: Duration) -> Done {
         Work::Login { .. } => Done::Login(Err(crate::translate::LoginError::Unavailable(e))),
         Work::Identify { .. } => Done::Identify(Err(e.into())),
         Work::CalidExpand { .. } | Work::UpnExpand { .. } => Done::Expand(Err(e.into())),
-        Work::SendEvent { .. } => Done::SendEvent(Err(e.into())),
+        Work::Command { .. } => Done::Command(Err(e.into())),
     }
 }
 
@@ -56,8 +56,8 @@ fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
                 Work::UpnExpand { identity, upn } => {
                     Done::Expand(gateway.upn_expand(&identity, &upn, EXPAND_LIMIT).await)
                 }
-                Work::SendEvent { identity, data } => {
-                    Done::SendEvent(gateway.send_event(&identity, &data).await)
+                Work::Command { identity, payload } => {
+                    Done::Command(super::senddata::execute(&gateway, &identity, &payload).await)
                 }
             }
         };

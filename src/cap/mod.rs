@@ -4,9 +4,15 @@
 pub mod capability;
 pub mod command;
 pub mod connection;
+pub mod itip;
 pub mod mime;
+pub mod modify;
 pub mod payload;
 pub mod reply;
 pub mod sasl;
 pub mod scram;
+pub mod senddata;
 pub mod session;
+pub mod status;
+pub mod target;
+pub mod vquery;

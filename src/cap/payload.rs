@@ -29,10 +29,13 @@ pub enum Method {
     /// An iTIP method (RFC 2446 §3): PUBLISH, REQUEST, REPLY, ADD, CANCEL, REFRESH, COUNTER,
     /// DECLINECOUNTER.
     Itip(String),
+    /// A METHOD calgate does not know; answered per TARGET with 3.14 (spec §3.6: the envelope
+    /// was understood, so the transport status stays 2.0).
+    Other(String),
 }
 
 impl Method {
-    fn parse(name: &str) -> Option<Method> {
+    fn parse(name: &str) -> Method {
         // The pre-draft IMC form is "METHOD:CREATE;VCALENDAR;targets" (spec §3.2).
         let name = name
             .split(';')
@@ -40,7 +43,7 @@ impl Method {
             .unwrap_or("")
             .trim()
             .to_ascii_uppercase();
-        Some(match name.as_str() {
+        match name.as_str() {
             "CREATE" => Method::Create,
             "DELETE" => Method::Delete,
             "MODIFY" => Method::Modify,
@@ -52,8 +55,11 @@ impl Method {
             "PUBLISH" | "REQUEST" | "REPLY" | "ADD" | "CANCEL" | "REFRESH" | "COUNTER" => {
                 Method::Itip(name)
             }
-            _ => return None,
-        })
+            // RFC 4324 names (spec §3.8).
+            "SEARCH" => Method::Read,
+            "GENERATE-UID" => Method::GenerateUid,
+            _ => Method::Other(name),
+        }
     }
 
     /// The method's name.
@@ -66,7 +72,7 @@ impl Method {
             Method::Read => "READ",
             Method::Noop => "NOOP",
             Method::GenerateUid => "GENERATEUID",
-            Method::Itip(m) => m,
+            Method::Itip(m) | Method::Other(m) => m,
         }
     }
 }
@@ -102,9 +108,6 @@ pub enum PayloadError {
     /// No METHOD anywhere.
     #[error("no METHOD in the command nor in the Content-Type")]
     NoMethod,
-    /// A METHOD we do not know.
-    #[error("unknown METHOD {0:?}")]
-    UnknownMethod(String),
 }
 
 /// Reads the command out of a decoded entity.
@@ -135,16 +138,28 @@ pub fn parse(entity: &Entity) -> Result<Payload, PayloadError> {
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
+    // CMD is RFC 4324's name for METHOD (spec §3.8).
     let method_name = lookup("METHOD")
+        .or_else(|| lookup("CMD"))
         .or_else(|| entity.content_type.method().map(str::to_owned))
         .ok_or(PayloadError::NoMethod)?;
-    let method = Method::parse(&method_name).ok_or(PayloadError::UnknownMethod(method_name))?;
+    let method = Method::parse(&method_name);
     let mut targets: Vec<String> = Vec::new();
     for holder in command.into_iter().chain(std::iter::once(object)) {
         for t in holder.properties("TARGET") {
             let v = t.value.trim();
             if !v.is_empty() && !targets.iter().any(|x| x == v) {
                 targets.push(v.to_owned());
+            }
+        }
+    }
+    // The pre-draft IMC form `METHOD:CREATE;VCALENDAR;cap://host/,relcal4` names its targets
+    // in the third field (spec §3.2).
+    if let Some(listed) = method_name.splitn(3, ';').nth(2) {
+        for t in listed.split(',') {
+            let t = t.trim();
+            if !t.is_empty() && !targets.iter().any(|x| x == t) {
+                targets.push(t.to_owned());
             }
         }
     }
@@ -208,6 +223,24 @@ mod tests {
         .unwrap();
         assert_eq!(p.method, Method::GenerateUid);
         assert_eq!(p.max_results, Some(3));
+        assert_eq!(p.targets, ["cap://x/"]);
+        let p = parse(&entity(
+            "BEGIN:VCALENDAR\nMETHOD:CREATE;VEVENT;cap://x/alice,bob\nBEGIN:VEVENT\nUID:u\nEND:VEVENT\nEND:VCALENDAR\n",
+        ))
+        .unwrap();
+        assert_eq!(p.method, Method::Create);
+        assert_eq!(p.targets, ["cap://x/alice", "bob"]);
+    }
+
+    #[test]
+    fn rfc4324_cmd_and_names() {
+        let p = parse(&entity(
+            "BEGIN:VCAP\nBEGIN:VCOMMAND\nCMD:SEARCH\nTARGET:alice\nEND:VCOMMAND\nEND:VCAP\n",
+        ))
+        .unwrap();
+        assert_eq!(p.method, Method::Read);
+        let p = parse(&entity("BEGIN:VCAP\nCMD:GENERATE-UID\nEND:VCAP\n")).unwrap();
+        assert_eq!(p.method, Method::GenerateUid);
     }
 
     #[test]
@@ -231,8 +264,8 @@ mod tests {
             Err(PayloadError::NoMethod)
         );
         assert_eq!(
-            parse(&entity("BEGIN:VCAP\nMETHOD:FROB\nEND:VCAP\n")),
-            Err(PayloadError::UnknownMethod("FROB".into()))
+            parse(&entity("BEGIN:VCAP\nMETHOD:FROB\nEND:VCAP\n")).map(|p| p.method),
+            Ok(Method::Other("FROB".into()))
         );
         assert_eq!(
             parse(&entity(

@@ -10,9 +10,12 @@
 //! Data lines are dot-stuffed. Intermediate replies (`2.0.1`, `2.0.12`, SASL challenges, `+`)
 //! are single lines and are not built here.
 
+use super::senddata::TargetReply;
 use crate::caldav::CaldavError;
 use crate::config::ResponseFraming;
 use crate::framing::stuff;
+use crate::ical::component::Component;
+use crate::ical::contentline::ContentLine;
 use crate::translate::{LoginError, TranslateError};
 
 /// Status codes used on the wire (cap-04 §8 and §7.1.x; spec §2.9).
@@ -243,6 +246,66 @@ pub fn senddata_error(cmdid: Option<&str>, e: &TranslateError) -> Reply {
         ),
     };
     Reply::new(code).arg(cmdid).text(text)
+}
+
+/// `2.0 [cmdid]` and the RESPONSE entity of a SENDDATA command (spec §3.6, Q4): one VCAP per
+/// [`TargetReply`] with `VERSION`, `METHOD:RESPONSE`, `CMDID`, its `TARGET`s, its
+/// calendar-level REQUEST-STATUS and its components. One VCAP is a `text/calendar;
+/// method=RESPONSE` entity; several are a `multipart/mixed` entity with one such part each
+/// (cap-04 §9.2.1).
+pub fn response(cmdid: Option<&str>, targets: &[TargetReply]) -> Reply {
+    let content_type = match cmdid {
+        Some(id) => format!(
+            "Content-Type: text/calendar; method=RESPONSE; optinfo=\"CMDID:{}\"",
+            one_line(id).replace('"', "'")
+        ),
+        None => "Content-Type: text/calendar; method=RESPONSE".to_owned(),
+    };
+    let vcap = |t: &TargetReply| -> Vec<String> {
+        let mut c = Component::new("VCAP");
+        c.properties.push(ContentLine::new("VERSION", "2.0"));
+        c.properties.push(ContentLine::new("METHOD", "RESPONSE"));
+        if let Some(id) = cmdid {
+            c.properties.push(ContentLine::new("CMDID", id));
+        }
+        for target in &t.targets {
+            c.properties.push(ContentLine::new("TARGET", target));
+        }
+        if let Some(s) = &t.status {
+            c.properties.push(s.to_line());
+        }
+        c.properties.extend(t.properties.iter().cloned());
+        c.components.extend(t.components.iter().cloned());
+        c.to_ics().lines().map(str::to_owned).collect()
+    };
+    let mut data = Vec::new();
+    match targets {
+        [one] => {
+            data.push(content_type);
+            data.push("Content-Transfer-Encoding: 8bit".into());
+            data.push(String::new());
+            data.extend(vcap(one));
+        }
+        many => {
+            let boundary = format!(
+                "calgate-{}",
+                crate::translate::freebusy::generate_uid().trim_start_matches("calgate-")
+            );
+            data.push(format!(
+                "Content-Type: multipart/mixed; boundary=\"{boundary}\""
+            ));
+            data.push(String::new());
+            for t in many {
+                data.push(format!("--{boundary}"));
+                data.push(content_type.clone());
+                data.push("Content-Transfer-Encoding: 8bit".into());
+                data.push(String::new());
+                data.extend(vcap(t));
+            }
+            data.push(format!("--{boundary}--"));
+        }
+    }
+    Reply::ok().arg(cmdid).data(data)
 }
 
 /// A short description of an upstream failure for a status line (never credentials: the

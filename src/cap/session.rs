@@ -26,12 +26,13 @@ use super::command::{self, Command, LineError, Tagged};
 use super::payload::{self, Method, Payload};
 use super::reply::{self, Reply, code};
 use super::sasl::{Captured, Exchange, Mechanism, Sasl, Step};
+use super::senddata::{Outcome, TargetReply};
+use super::status::Status;
 use crate::config::{AbortCode, PendingCode, ResponseFraming};
 use crate::framing::Frame;
+use crate::ical::contentline::ContentLine;
 use crate::secret::Secret;
-use crate::translate::{
-    DeliveryStatus, Expansion, Identity, LoginError, SendEventOutcome, TranslateError,
-};
+use crate::translate::{Expansion, Identity, LoginError, TranslateError};
 use std::time::Duration;
 
 /// Per-connection settings.
@@ -97,12 +98,13 @@ pub enum Work {
         /// The UPN.
         upn: String,
     },
-    /// A SENDDATA iTIP REQUEST: deliver the event through the upstream's implicit scheduling.
-    SendEvent {
+    /// A SENDDATA command that needs the upstream (everything but NOOP and GENERATEUID),
+    /// carried out by [`super::senddata::execute`].
+    Command {
         /// Who sends it.
         identity: Identity,
-        /// The scheduling object as an iCalendar VCALENDAR.
-        data: String,
+        /// The command.
+        payload: Box<Payload>,
     },
 }
 
@@ -115,8 +117,8 @@ pub enum Done {
     Identify(Result<Identity, TranslateError>),
     /// An expansion.
     Expand(Result<Expansion, TranslateError>),
-    /// A delivered event.
-    SendEvent(Result<SendEventOutcome, TranslateError>),
+    /// A SENDDATA command's outcome.
+    Command(Result<Outcome, TranslateError>),
 }
 
 /// An input to the session.
@@ -173,8 +175,6 @@ struct Pending {
     tag: Option<String>,
     /// The payload's CMDID.
     cmdid: Option<String>,
-    /// The payload's TARGETs, echoed in the RESPONSE.
-    targets: Vec<String>,
     /// A pending reply (`2.0.2`) was sent and CONTINUE/ABORT is awaited.
     awaiting_continue: bool,
 }
@@ -724,46 +724,54 @@ impl Session {
         };
         let payload = match payload::parse(&entity) {
             Ok(p) => p,
-            Err(e) => return self.send(Reply::new(code::FAILURE).text(e.to_string())),
+            // The MIME envelope was readable, so the transport says 2.0 and the object's
+            // status says what is wrong with it (spec §2.8).
+            Err(e) => {
+                let code = match e {
+                    payload::PayloadError::Syntax(_) => "3.0",
+                    payload::PayloadError::NoObject | payload::PayloadError::NoMethod => "3.11",
+                    payload::PayloadError::TooMany => "3.14",
+                };
+                return self.send(reply::response(
+                    None,
+                    &[TargetReply {
+                        targets: Vec::new(),
+                        status: Some(Status::new(code, format!("{e} (nothing was done)"))),
+                        properties: Vec::new(),
+                        components: Vec::new(),
+                    }],
+                ));
+            }
         };
         tracing::info!(method = payload.method.name(), cmdid = ?payload.cmdid, "CAP SENDDATA");
         let identity = self.identity.clone().unwrap_or(Identity::Anonymous);
         match &payload.method {
-            Method::Noop => self.send(response(&payload, vec!["REQUEST-STATUS:2.0".into()])),
+            Method::Noop => self.send(local_response(&payload, Vec::new())),
             Method::GenerateUid => {
                 let n = payload
                     .max_results
                     .unwrap_or(1)
                     .clamp(1, command::MAX_GENERATED_UIDS);
-                let mut lines = vec!["REQUEST-STATUS:2.0".to_owned()];
-                lines.extend(
-                    (0..n).map(|_| format!("UID:{}", crate::translate::freebusy::generate_uid())),
-                );
-                self.send(response(&payload, lines))
+                let uids = (0..n)
+                    .map(|_| ContentLine::new("UID", &crate::translate::freebusy::generate_uid()))
+                    .collect();
+                self.send(local_response(&payload, uids))
             }
-            Method::Itip(m) if m == "REQUEST" => {
-                let data = itip_calendar("REQUEST", &payload);
+            _ => {
                 self.state = State::ReceiveWait(Pending {
                     tag: self.tag.clone(),
                     cmdid: payload.cmdid.clone(),
-                    targets: payload.targets.clone(),
                     awaiting_continue: false,
                 });
-                let mut a = vec![Action::Run(Work::SendEvent { identity, data })];
+                let mut a = vec![Action::Run(Work::Command {
+                    identity,
+                    payload: Box::new(payload),
+                })];
                 if let Some(secs) = latency {
                     a.push(Action::Latency(Some(Duration::from_secs(secs))));
                 }
                 a
             }
-            other => self.send(
-                Reply::new(code::NOT_SUPPORTED)
-                    .arg(payload.cmdid.as_deref())
-                    .text(format!(
-                        "METHOD {} is not supported by this gateway yet (NOOP, GENERATEUID and \
-                         iTIP REQUEST are); nothing was done",
-                        other.name()
-                    )),
-            ),
         }
     }
 
@@ -859,22 +867,8 @@ impl Session {
         self.tag = pending.tag;
         let cmdid = pending.cmdid.as_deref();
         match done {
-            Done::SendEvent(Ok(outcome)) => {
-                let mut lines = vec![format!("REQUEST-STATUS:{}", event_status(&outcome))];
-                lines.push("BEGIN:VEVENT".into());
-                lines.push(format!("UID:{}", outcome.uid));
-                lines.push(format!("SEQUENCE:{}", outcome.sequence));
-                for d in &outcome.deliveries {
-                    lines.push(format!(
-                        "REQUEST-STATUS:{};mailto:{}",
-                        delivery_status(&d.status),
-                        d.address
-                    ));
-                }
-                lines.push("END:VEVENT".into());
-                self.send(response_with(cmdid, &pending.targets, lines))
-            }
-            Done::SendEvent(Err(e)) => self.send(reply::senddata_error(cmdid, &e)),
+            Done::Command(Ok(outcome)) => self.send(reply::response(cmdid, &outcome.targets)),
+            Done::Command(Err(e)) => self.send(reply::senddata_error(cmdid, &e)),
             other => {
                 tracing::warn!(?other, "CAP SENDDATA finished with a mismatched result");
                 self.send(Reply::new(code::FAILURE).arg(cmdid).text("Internal error"))
@@ -900,70 +894,18 @@ fn no_such_command(cmdid: Option<&str>) -> Reply {
         .text("No command with that id is in progress")
 }
 
-/// The VCALENDAR an iTIP payload stands for: its components under `METHOD:<method>`.
-fn itip_calendar(method: &str, payload: &Payload) -> String {
-    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
-    out.push_str(&format!("METHOD:{method}\r\n"));
-    for c in &payload.components {
-        if c.name == "VCALENDAR" {
-            for inner in &c.components {
-                out.push_str(&inner.to_ics());
-            }
-        } else {
-            out.push_str(&c.to_ics());
-        }
-    }
-    out.push_str("END:VCALENDAR\r\n");
-    out
-}
-
-fn event_status(outcome: &SendEventOutcome) -> &'static str {
-    if outcome.written {
-        "2.0;Success"
-    } else {
-        "2.0;Success, the stored copy was as new or newer"
-    }
-}
-
-/// RFC 2446 §3.6 statuses per recipient.
-fn delivery_status(status: &DeliveryStatus) -> String {
-    match status {
-        DeliveryStatus::Delivered => "2.0;Success".into(),
-        DeliveryStatus::UnknownUser => "3.7;Invalid calendar user".into(),
-        DeliveryStatus::Refused => "3.8;No authority".into(),
-        DeliveryStatus::Failed(t) => format!(
-            "5.1;Could not deliver: {}",
-            t.replace(['\r', '\n'], " ").replace(';', ",")
-        ),
-    }
-}
-
-fn response(payload: &Payload, lines: Vec<String>) -> Reply {
-    response_with(payload.cmdid.as_deref(), &payload.targets, lines)
-}
-
-/// `2.0 [cmdid]` with a `text/calendar; method=RESPONSE` entity holding one VCAP (spec §3.6).
-fn response_with(cmdid: Option<&str>, targets: &[String], lines: Vec<String>) -> Reply {
-    let mut data = vec![match cmdid {
-        Some(id) => {
-            format!("Content-Type: text/calendar; method=RESPONSE; optinfo=\"CMDID:{id}\"")
-        }
-        None => "Content-Type: text/calendar; method=RESPONSE".to_owned(),
-    }];
-    data.push("Content-Transfer-Encoding: 8bit".into());
-    data.push(String::new());
-    data.push("BEGIN:VCAP".into());
-    data.push("VERSION:2.0".into());
-    data.push("METHOD:RESPONSE".into());
-    if let Some(id) = cmdid {
-        data.push(format!("CMDID:{id}"));
-    }
-    for t in targets {
-        data.push(format!("TARGET:{t}"));
-    }
-    data.extend(lines);
-    data.push("END:VCAP".into());
-    Reply::ok().arg(cmdid).data(data)
+/// The reply to a command answered without the upstream (NOOP, GENERATEUID): `2.0` and one
+/// VCAP naming the TARGETs as written, with `REQUEST-STATUS:2.0` and `properties`.
+fn local_response(payload: &Payload, properties: Vec<ContentLine>) -> Reply {
+    reply::response(
+        payload.cmdid.as_deref(),
+        &[TargetReply {
+            targets: payload.targets.clone(),
+            status: Some(Status::success()),
+            properties,
+            components: Vec::new(),
+        }],
+    )
 }
 
 #[cfg(test)]

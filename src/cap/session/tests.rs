@@ -3,6 +3,18 @@
 use super::*;
 use crate::caldav::Credentials;
 
+/// A successful outcome naming `targets`.
+fn outcome(targets: Vec<String>) -> crate::cap::senddata::Outcome {
+    crate::cap::senddata::Outcome {
+        targets: vec![TargetReply {
+            targets,
+            status: Some(Status::success()),
+            properties: Vec::new(),
+            components: Vec::new(),
+        }],
+    }
+}
+
 fn config() -> SessionConfig {
     SessionConfig {
         plaintext_allowed: true,
@@ -545,7 +557,7 @@ fn senddata_noop_and_generateuid() {
         l[2],
         "Content-Type: text/calendar; method=RESPONSE; optinfo=\"CMDID:n1\""
     );
-    assert!(l.contains(&"REQUEST-STATUS:2.0".to_owned()));
+    assert!(l.contains(&"REQUEST-STATUS:2.0;Success".to_owned()));
     assert!(l.contains(&"CMDID:n1".to_owned()));
 
     line(&mut s, "SENDDATA");
@@ -575,12 +587,19 @@ fn senddata_errors_leave_the_session_usable() {
     line(&mut s, "SENDDATA");
     let a = s.handle(block("Content-Type: image/png\n\nxyz\n"));
     assert!(status(&a).starts_with("8.0 ; "), "{a:?}");
+    // Readable MIME, but no calendar object: 2.0 and the object's status says why (spec §2.8).
+    line(&mut s, "SENDDATA");
+    let l = sent(&s.handle(block("BEGIN:VEVENT\nUID:x\nEND:VEVENT\n")));
+    assert_eq!(l[0], "2.0");
+    assert!(
+        l.iter().any(|x| x.starts_with("REQUEST-STATUS:3.11;")),
+        "{l:?}"
+    );
+    // Every other method goes to the upstream.
     line(&mut s, "SENDDATA");
     let a = s.handle(block("BEGIN:VCAP\nMETHOD:CREATE\nCMDID:c9\nEND:VCAP\n"));
-    assert!(
-        status(&a).starts_with("3.1.4 c9 ; METHOD CREATE is not supported"),
-        "{a:?}"
-    );
+    assert!(matches!(a[0], Action::Run(Work::Command { .. })), "{a:?}");
+    s.handle(Input::Done(Done::Command(Ok(outcome(vec![])))));
     assert_eq!(status(&line(&mut s, "NOOP")), "2.0");
 }
 
@@ -589,7 +608,7 @@ fn latency_pending_continue_and_result() {
     let mut s = identified();
     line(&mut s, "SENDDATA:3");
     let a = s.handle(block(REQUEST));
-    assert!(matches!(a[0], Action::Run(Work::SendEvent { .. })));
+    assert!(matches!(a[0], Action::Run(Work::Command { .. })));
     assert!(matches!(a[1], Action::Latency(Some(d)) if d == Duration::from_secs(3)));
     assert!(s.in_receive_wait() && s.wants_input());
     // Other commands are refused while the reply is pending (spec Q13).
@@ -604,18 +623,12 @@ fn latency_pending_continue_and_result() {
     let a = line(&mut s, "CONTINUE 10 ; r1");
     assert!(sent(&a).is_empty(), "CONTINUE has no reply of its own");
     assert!(matches!(a[0], Action::Latency(Some(d)) if d == Duration::from_secs(10)));
-    let a = s.handle(Input::Done(Done::SendEvent(Ok(SendEventOutcome {
-        uid: "u1".into(),
-        written: true,
-        sequence: 0,
-        deliveries: vec![crate::translate::Delivery {
-            address: "bob@example.com".into(),
-            status: DeliveryStatus::Delivered,
-        }],
-    }))));
+    let a = s.handle(Input::Done(Done::Command(Ok(outcome(vec![
+        "cap://x/bob".into(),
+    ])))));
     let l = sent(&a);
     assert_eq!(l[0], "2.0 r1");
-    assert!(l.contains(&"REQUEST-STATUS:2.0;Success;mailto:bob@example.com".to_owned()));
+    assert!(l.contains(&"TARGET:cap://x/bob".to_owned()), "{l:?}");
     assert!(!s.in_receive_wait());
 }
 
@@ -678,7 +691,7 @@ fn upstream_failure_is_reported() {
     let mut s = identified();
     line(&mut s, "SENDDATA");
     s.handle(block(REQUEST));
-    let a = s.handle(Input::Done(Done::SendEvent(Err(TranslateError::Upstream(
+    let a = s.handle(Input::Done(Done::Command(Err(TranslateError::Upstream(
         crate::caldav::CaldavError::Status {
             method: "PUT".into(),
             path: "/x".into(),
@@ -824,17 +837,9 @@ fn a_tagged_senddata_keeps_its_tag_through_receive_wait() {
     assert!(sent(&line(&mut s, "12 CONTINUE")).is_empty());
     let a = s.handle(Input::Frame(Frame::LineTooLong));
     assert!(status(&a).starts_with("9.0 ; Command line too long (the limit is 1000"));
-    let l = sent(&s.handle(Input::Done(Done::SendEvent(Ok(SendEventOutcome {
-        uid: "u1".into(),
-        written: true,
-        sequence: 0,
-        deliveries: vec![],
-    })))));
+    let l = sent(&s.handle(Input::Done(Done::Command(Ok(outcome(vec!["bob".into()]))))));
     assert_eq!(l[0], "10 2.0 r1");
-    assert!(
-        l.contains(&"TARGET:bob".to_owned()),
-        "the payload's TARGETs: {l:?}"
-    );
+    assert!(l.contains(&"TARGET:bob".to_owned()), "{l:?}");
 }
 
 #[test]
