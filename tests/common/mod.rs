@@ -200,6 +200,7 @@ where
     }
 }
 
+pub mod cap_client;
 pub mod transcript;
 
 /// Starts an in-process gateway for `config` (listeners on ephemeral loopback ports).

@@ -1,0 +1,54 @@
+//! CAP SENDDATA when the upstream fails part of the way through a command: what was stored is
+//! reported as stored, what was not is reported as failed, and nothing else is written
+//! (issue #5, "Bad input and failure"). The real upstream sits behind a proxy that dies at a
+//! chosen request.
+
+mod common;
+
+use common::cap_client::*;
+use common::*;
+
+/// A CREATE of two events: the first PUT reaches the upstream, the proxy dies at the second.
+/// The first object answers 2.0 and is stored; the second answers 5.1 and is not; the
+/// session stays usable.
+#[tokio::test]
+async fn upstream_failing_half_way_is_reported_per_object() {
+    let proxy = CuttableProxy::start_cutting_at(Some(("PUT", 2))).await;
+    let mut cfg = config();
+    cfg.cip.enabled = false;
+    cfg.upstream.url = proxy.url();
+    cfg.upstream.connect_timeout_secs = 2;
+    let gw = start_gateway(cfg).await;
+    let (first, second) = (unique_uid("half-1"), unique_uid("half-2"));
+    let mut s = logged_in(gw.cap_addr.unwrap(), ALICE).await;
+    let entity = format!(
+        "Content-Type: text/calendar\n\nBEGIN:VCAP\nVERSION:2.0\nCMDID:h1\nBEGIN:VCOMMAND\n\
+         METHOD:CREATE\nTARGET:alice\n\
+         BEGIN:VEVENT\nUID:{first}\nDTSTART:20310505T100000Z\nDTEND:20310505T110000Z\nSUMMARY:one\nEND:VEVENT\n\
+         BEGIN:VEVENT\nUID:{second}\nDTSTART:20310505T120000Z\nDTEND:20310505T130000Z\nSUMMARY:two\nEND:VEVENT\n\
+         END:VCOMMAND\nEND:VCAP\n"
+    );
+    let r = senddata(&mut s, &entity).await;
+    assert_eq!(r[0], "2.0 h1", "{r:?}");
+    assert!(proxy.is_cut(), "the second PUT killed the upstream");
+    let text = unfold(&r.join("\r\n"));
+    let status_of = |uid: &str| -> String {
+        let at = text.find(&format!("UID:{uid}")).expect("the object is reported");
+        let rest = &text[at..];
+        rest.lines()
+            .find(|l| l.starts_with("REQUEST-STATUS:"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(status_of(&first), "REQUEST-STATUS:2.0;Success", "{text}");
+    assert!(
+        status_of(&second).starts_with("REQUEST-STATUS:5.1;Upstream unavailable"),
+        "{text}"
+    );
+    // The upstream holds exactly what was reported as stored.
+    assert_eq!(count("alice", &first).await, 1);
+    assert_eq!(count("alice", &second).await, 0);
+    // The session is still usable.
+    send(s.get_mut(), "NOOP").await;
+    assert_eq!(reply(&mut s).await[0], "2.0");
+}
