@@ -67,7 +67,9 @@ async fn replay(name: &str) -> (Vec<String>, HashMap<String, String>) {
 
 #[test]
 fn every_transcript_has_a_test() {
-    transcript::assert_all_replayed("cap", include_str!("cap.rs"));
+    // The SENDDATA scheduling and calendar transcripts are replayed by tests/cap_scheduling.rs.
+    let sources = [include_str!("cap.rs"), include_str!("cap_scheduling.rs")].concat();
+    transcript::assert_all_replayed("cap", &sources);
 }
 
 #[tokio::test]
@@ -938,4 +940,276 @@ async fn identify_then_request_needs_the_organizers_own_login() {
     for who in ["alice", "calgate", "bob"] {
         assert!(objects_with_uid(who, &uid).await.is_empty(), "{who}");
     }
+}
+
+// ---- SENDDATA on objects: CREATE, READ, MODIFY, DELETE (transcripts 070-079) ----
+
+/// The property lines (unfolded) of the stored object's first component named `comp`.
+fn stored_lines(data: &str, comp: &str) -> Vec<String> {
+    let text = unfold(data);
+    let begin = format!("BEGIN:{comp}");
+    let end = format!("END:{comp}");
+    text.lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .skip_while(|l| *l != begin)
+        .skip(1)
+        .take_while(|l| *l != end)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The objects in `who`'s default calendar whose UID is exactly `uid` (read directly from the
+/// upstream). `objects_with_uid` asks with a CalDAV text-match, which is a substring match
+/// (RFC 4791 §9.7.5): `X` also finds `X-late`.
+async fn exactly(who: &str, uid: &str) -> Vec<calgate::caldav::CalendarObject> {
+    objects_with_uid(who, uid)
+        .await
+        .into_iter()
+        .filter(|o| {
+            unfold(&o.data)
+                .lines()
+                .any(|l| l.trim_end_matches('\r') == format!("UID:{uid}"))
+        })
+        .collect()
+}
+
+/// The value of the first line named `name` (parameters ignored) in `lines`.
+fn value_of<'a>(lines: &'a [String], name: &str) -> Option<&'a str> {
+    lines.iter().find_map(|l| {
+        let (head, value) = l.split_once(':')?;
+        let prop = head.split(';').next()?;
+        prop.eq_ignore_ascii_case(name).then_some(value)
+    })
+}
+
+#[tokio::test]
+async fn t070_create_event() {
+    let (_, vars) = replay("070-create-event.txt").await;
+    let stored = exactly("alice", &vars["UID"]).await;
+    assert_eq!(stored.len(), 1, "one copy in alice's calendar");
+    let lines = stored_lines(&stored[0].data, "VEVENT");
+    assert_eq!(
+        value_of(&lines, "ORGANIZER"),
+        Some("mailto:alice@example.com"),
+        "the CAP address became alice's mail address: {lines:?}"
+    );
+    assert_eq!(value_of(&lines, "SUMMARY"), Some("Important Meeting"));
+    assert_eq!(value_of(&lines, "DTSTART"), Some("20310307T180000Z"));
+}
+
+#[tokio::test]
+async fn t071_create_uid_in_use() {
+    let (seen, vars) = replay("071-create-uid-in-use.txt").await;
+    let reply = unfold(&seen.join("\r\n"));
+    assert!(
+        reply.contains(&format!(
+            "REQUEST-STATUS:8.5;UID {} is already in use in cap://example.com/alice\\, nothing \
+             was stored\r\n",
+            vars["UID"]
+        )),
+        "{reply}"
+    );
+    let stored = exactly("alice", &vars["UID"]).await;
+    assert_eq!(stored.len(), 1, "still one copy");
+    let lines = stored_lines(&stored[0].data, "VEVENT");
+    assert_eq!(value_of(&lines, "SUMMARY"), Some("First copy"));
+    assert_eq!(value_of(&lines, "DTSTART"), Some("20310308T090000Z"));
+    assert_eq!(exactly("alice", &vars["UID2"]).await.len(), 1);
+}
+
+#[tokio::test]
+async fn t072_read_vquery() {
+    let (_, vars) = replay("072-read-vquery.txt").await;
+    // The READs changed nothing upstream.
+    for (uid, summary) in [
+        (vars["UID"].clone(), "Bravo"),
+        (vars["UID2"].clone(), "Alpha"),
+        (format!("{}-late", vars["UID"]), "Charlie"),
+    ] {
+        let stored = exactly("alice", &uid).await;
+        assert_eq!(stored.len(), 1, "{uid}");
+        let lines = stored_lines(&stored[0].data, "VEVENT");
+        assert_eq!(value_of(&lines, "SUMMARY"), Some(summary));
+    }
+    // The VTODO was stored as a VTODO (what SELECT * FROM VTODO returned).
+    let d = discovery();
+    let p = d.principal(&creds("alice")).await.expect("principal");
+    let todos = d
+        .client()
+        .calendar_query(
+            &p.default_calendar,
+            &calgate::caldav::QueryFilter::Uid {
+                component: "VTODO".into(),
+                uid: vars["UID3"].clone(),
+            },
+            &creds("alice"),
+        )
+        .await
+        .expect("calendar-query");
+    assert_eq!(todos.len(), 1);
+    let lines = stored_lines(&todos[0].data, "VTODO");
+    assert_eq!(value_of(&lines, "DUE"), Some("20310203T170000Z"));
+}
+
+#[tokio::test]
+async fn t073_read_query_errors() {
+    let (_, vars) = replay("073-read-query-errors.txt").await;
+    assert_eq!(exactly("alice", &vars["UID"]).await.len(), 1);
+}
+
+#[tokio::test]
+async fn t074_modify() {
+    let (_, vars) = replay("074-modify.txt").await;
+    let stored = exactly("alice", &vars["UID"]).await;
+    assert_eq!(stored.len(), 1);
+    let lines = stored_lines(&stored[0].data, "VEVENT");
+    // 1. SUMMARY replaced; 4. LOCATION replaced again, DTSTART/DTEND moved; 2. DESCRIPTION gone.
+    assert_eq!(
+        value_of(&lines, "SUMMARY"),
+        Some("Budget review (with finance)"),
+        "{lines:?}"
+    );
+    assert_eq!(value_of(&lines, "LOCATION"), Some("Room 8"), "{lines:?}");
+    assert_eq!(value_of(&lines, "DTSTART"), Some("20310212T140000Z"));
+    assert_eq!(value_of(&lines, "DTEND"), Some("20310212T150000Z"));
+    assert_eq!(value_of(&lines, "DESCRIPTION"), None, "{lines:?}");
+    // SEQUENCE: bumped once, by the time change only (cap::modify); DTSTAMP and LAST-MODIFIED
+    // are the gateway's (now), not the client's 2031 DTSTAMP.
+    assert_eq!(value_of(&lines, "SEQUENCE"), Some("1"), "{lines:?}");
+    assert_ne!(value_of(&lines, "DTSTAMP"), Some("20310101T000000Z"));
+    let modified = value_of(&lines, "LAST-MODIFIED").expect("LAST-MODIFIED set");
+    assert!(modified.ends_with('Z') && modified < "2031", "{modified}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("UID:")).count(), 1);
+    // The other event, selected by the VQUERY of 4. but not by its OLD, and whose UID merely
+    // contains ${UID} in 2., is as created.
+    let copy = exactly("alice", &format!("{}-copy", vars["UID"])).await;
+    assert_eq!(copy.len(), 1);
+    let lines = stored_lines(&copy[0].data, "VEVENT");
+    assert_eq!(value_of(&lines, "SUMMARY"), Some("Budget review"));
+    assert_eq!(value_of(&lines, "DESCRIPTION"), Some("Bring the numbers"));
+    assert_eq!(value_of(&lines, "LOCATION"), None);
+    assert_eq!(value_of(&lines, "DTSTART"), Some("20310212T100000Z"));
+    assert_eq!(value_of(&lines, "DTSTAMP"), Some("20310101T000000Z"));
+}
+
+#[tokio::test]
+async fn t075_delete_vquery() {
+    let (_, vars) = replay("075-delete-vquery.txt").await;
+    let uid = &vars["UID"];
+    assert!(exactly("alice", &format!("{uid}-a")).await.is_empty());
+    assert!(exactly("alice", &format!("{uid}-c")).await.is_empty());
+    let kept = exactly("alice", &format!("{uid}-b")).await;
+    assert_eq!(kept.len(), 1, "the event the query did not select stays");
+    let lines = stored_lines(&kept[0].data, "VEVENT");
+    assert_eq!(value_of(&lines, "SUMMARY"), Some("Stand-up B"));
+}
+
+#[tokio::test]
+async fn t076_multi_target() {
+    let (seen, vars) = replay("076-multi-target.txt").await;
+    // One boundary throughout, declared in the header, closing the entity.
+    let declared = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("Content-Type: multipart/mixed; boundary=\""))
+        .and_then(|b| b.strip_suffix('"'))
+        .expect("a multipart reply");
+    let delimiters: Vec<&String> = seen.iter().filter(|l| l.starts_with("--")).collect();
+    assert_eq!(delimiters.len(), 5, "four parts and the close: {seen:?}");
+    for d in &delimiters[..4] {
+        assert_eq!(**d, format!("--{declared}"));
+    }
+    assert_eq!(*delimiters[4], format!("--{declared}--"));
+    let stored = exactly("alice", &vars["UID"]).await;
+    assert_eq!(stored.len(), 1, "alice's copy is stored");
+    assert_eq!(
+        value_of(&stored_lines(&stored[0].data, "VEVENT"), "SUMMARY"),
+        Some("Everywhere at once")
+    );
+    assert!(
+        exactly("bob", &vars["UID"]).await.is_empty(),
+        "nothing in bob's calendar"
+    );
+}
+
+#[tokio::test]
+async fn t077_payload_forms() {
+    let (_, vars) = replay("077-payload-forms.txt").await;
+    let stored = exactly("alice", &vars["UID"]).await;
+    assert_eq!(stored.len(), 1, "the IMC-form CREATE stored the event once");
+    let lines = stored_lines(&stored[0].data, "VEVENT");
+    assert_eq!(value_of(&lines, "SUMMARY"), Some("IMC form"));
+    // No METHOD in a calendar object resource (RFC 4791 §4.1): the IMC form's METHOD line
+    // belonged to the command.
+    assert!(
+        !unfold(&stored[0].data).contains("METHOD:"),
+        "{}",
+        stored[0].data
+    );
+}
+
+#[tokio::test]
+async fn t078_create_defaults() {
+    let (seen, vars) = replay("078-create-defaults.txt").await;
+    // 1. The generated UID: calgate-<32 hex digits>, stored with a DTSTAMP of now.
+    let generated = seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("UID:calgate-"))
+        .find(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|hex| format!("calgate-{hex}"))
+        .expect("a generated UID in the reply");
+    let stored = exactly("alice", &generated).await;
+    assert_eq!(stored.len(), 1);
+    let lines = stored_lines(&stored[0].data, "VEVENT");
+    assert_eq!(
+        value_of(&lines, "SUMMARY"),
+        Some(format!("No UID {}", vars["UID"]).as_str())
+    );
+    let stamp = value_of(&lines, "DTSTAMP").expect("DTSTAMP filled in");
+    assert!(stamp.ends_with('Z') && stamp < "2031", "{stamp}");
+    // 2. Nothing stored without DTSTART.
+    assert!(
+        exactly("alice", &format!("{}-nostart", vars["UID"]))
+            .await
+            .is_empty()
+    );
+    // 3. Stored by DAViCal, refused by Cyrus with the reason.
+    let moment = exactly("alice", &vars["UID2"]).await.len();
+    match server() {
+        Server::Davical => assert_eq!(moment, 1),
+        Server::Cyrus => {
+            assert_eq!(moment, 0);
+            let reply = unfold(&seen.join("\r\n"));
+            assert!(
+                reply.contains(&format!(
+                    "REQUEST-STATUS:3.1;The calendar server refused the data: upstream PUT \
+                     /dav/calendars/user/alice/Default/{}.ics: HTTP 403 \
+                     (CALDAV:valid-calendar-data)\r\n",
+                    vars["UID2"]
+                )),
+                "{reply}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn t079_delete_instance() {
+    let (_, vars) = replay("079-delete-instance.txt").await;
+    let stored = exactly("alice", &vars["UID"]).await;
+    assert_eq!(stored.len(), 1, "the series is still there");
+    let data = unfold(&stored[0].data);
+    assert_eq!(
+        data.matches("BEGIN:VEVENT").count(),
+        1,
+        "the override is gone: {data}"
+    );
+    assert!(!data.contains("RECURRENCE-ID"), "{data}");
+    let lines = stored_lines(&stored[0].data, "VEVENT");
+    assert_eq!(
+        value_of(&lines, "EXDATE"),
+        Some("20310225T090000Z"),
+        "{lines:?}"
+    );
+    assert_eq!(value_of(&lines, "RRULE"), Some("FREQ=DAILY;COUNT=3"));
+    assert_eq!(value_of(&lines, "SEQUENCE"), Some("1"));
 }

@@ -33,7 +33,9 @@ async fn upstream_failing_half_way_is_reported_per_object() {
     assert!(proxy.is_cut(), "the second PUT killed the upstream");
     let text = unfold(&r.join("\r\n"));
     let status_of = |uid: &str| -> String {
-        let at = text.find(&format!("UID:{uid}")).expect("the object is reported");
+        let at = text
+            .find(&format!("UID:{uid}"))
+            .expect("the object is reported");
         let rest = &text[at..];
         rest.lines()
             .find(|l| l.starts_with("REQUEST-STATUS:"))

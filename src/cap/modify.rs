@@ -557,10 +557,13 @@ impl Modification {
     /// line needs its own stored line. Properties stored but absent from OLD don't matter. An
     /// OLD line with an empty value matches any value of that property (so `LOCATION:` in OLD
     /// and none in NEW drops whatever LOCATION there is). A RECURRENCE-ID in NEW must match the
-    /// stored one as well: it names the instance to change.
+    /// stored one as well: it names the instance to change; so must a UID in NEW (it selects,
+    /// like OLD's: otherwise a component whose UID merely contains NEW's, which the upstream's
+    /// substring UID search also returns, would be selected and then refused with 3.1).
     pub fn matches(&self, stored: &Component) -> bool {
         stored.name.eq_ignore_ascii_case(&self.old.name)
             && self.identity_holds(stored)
+            && self.new.uid().is_none_or(|u| stored.uid() == Some(u))
             && assign(&self.old_lines(), &stored.properties).is_some()
     }
 
@@ -1365,6 +1368,27 @@ mod tests {
         assert_eq!(
             lines(&out, "COMMENT"),
             ["COMMENT:A", "COMMENT:b", "COMMENT:c", "COMMENT:d"]
+        );
+    }
+
+    #[test]
+    fn a_new_uid_selects() {
+        // OLD without UID, NEW naming the object: only that UID matches (the upstream's UID
+        // search is a substring match, so `abcd12345-late` can be among the candidates).
+        let m = modification(
+            "BEGIN:VEVENT\nLOCATION:Building 6\nEND:VEVENT",
+            "BEGIN:VEVENT\nUID:abcd12345\nLOCATION:x\nEND:VEVENT",
+        );
+        assert!(m.matches(&stored()));
+        let other = comp(&STORED.replace("UID:abcd12345", "UID:abcd12345-late"));
+        assert!(!m.matches(&other));
+        let cal = comp(&format!(
+            "BEGIN:VCALENDAR\n{}\nEND:VCALENDAR",
+            STORED.replace("UID:abcd12345", "UID:abcd12345-late")
+        ));
+        assert_eq!(
+            m.apply_to_calendar(&cal, &|c| m.matches(c), &now()),
+            Ok(None)
         );
     }
 

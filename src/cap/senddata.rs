@@ -96,15 +96,25 @@ pub async fn execute(
             targets: vec![exec.all_targets().with_status(Status::success())],
         }),
         Method::Itip(m) => exec.itip(m).await,
-        Method::Other(m) => Ok(Outcome {
-            targets: vec![exec.all_targets().with_status(Status::new(
+        Method::Other(m) => {
+            // Per TARGET (spec §3.6: one VCAP each), like the calendaring commands.
+            let status = Status::new(
                 status::UNSUPPORTED,
                 format!(
                     "Unknown METHOD {m}; calgate knows CREATE, READ, MODIFY, DELETE, MOVE, NOOP, \
                      GENERATEUID and the iTIP methods; nothing was done"
                 ),
-            ))],
-        }),
+            );
+            let mut targets: Vec<TargetReply> = payload
+                .targets
+                .iter()
+                .map(|t| TargetReply::new(exec.qualified(t)).with_status(status.clone()))
+                .collect();
+            if targets.is_empty() {
+                targets.push(exec.all_targets().with_status(status));
+            }
+            Ok(Outcome { targets })
+        }
     }
 }
 
@@ -512,7 +522,7 @@ impl<'a> Exec<'a> {
             Status::new(
                 "3.11",
                 format!(
-                    "{} needs a VQUERY (BEGIN:VQUERY / QUERY:SELECT … FROM … WHERE … / END:VQUERY)",
+                    "{} needs a VQUERY (BEGIN:VQUERY / QUERY:SELECT ... FROM ... WHERE ... / END:VQUERY)",
                     self.payload.method.name()
                 ),
             )
@@ -582,11 +592,7 @@ impl<'a> Exec<'a> {
                 .find_objects(self.identity, calid, &selection)
                 .await?
             {
-                let method = object
-                    .calendar
-                    .value("METHOD")
-                    .map(|m| m.trim().to_ascii_uppercase())
-                    .unwrap_or_else(|| "CREATE".into());
+                let method = entry_method(*entries, &object.calendar);
                 let comps: Vec<Component> = components_of(&object.calendar, &q.query.from)
                     .filter(|c| q.query.matches(c, &method))
                     .cloned()
@@ -596,6 +602,7 @@ impl<'a> Exec<'a> {
                 }
             }
         }
+        q.query.sort_by(&mut out, |(_, comps)| &comps[0]);
         Ok(out)
     }
 
@@ -621,10 +628,14 @@ impl<'a> Exec<'a> {
             };
             let change = &request.change;
             let candidates = match &query {
-                Some(q) => self
-                    .matching(&calid, q)
-                    .await
-                    .map(|v| v.into_iter().map(|(o, _)| o).collect::<Vec<_>>()),
+                // OLD is a precondition with a VQUERY too (cap::modify): an object the query
+                // selects but OLD does not match is not a candidate.
+                Some(q) => self.matching(&calid, q).await.map(|v| {
+                    v.into_iter()
+                        .filter(|(_, comps)| comps.iter().any(|c| change.matches(c)))
+                        .map(|(o, _)| o)
+                        .collect::<Vec<_>>()
+                }),
                 None => {
                     let selection = Selection {
                         entries: Entries::Booked,
@@ -724,6 +735,12 @@ impl<'a> Exec<'a> {
                 Ok(f) => f,
                 Err(e) => return reply.with_status(status::of_error(&e, Subject::Object)),
             };
+            if found.is_empty() {
+                return reply.with_status(Status::new(
+                    status::SUCCESS,
+                    "Success (no object matched: nothing was deleted)",
+                ));
+            }
             let mut deleted = 0;
             for (object, comps) in &found {
                 let name = comps.first().map(|c| c.name.clone()).unwrap_or_default();
@@ -732,14 +749,33 @@ impl<'a> Exec<'a> {
                     .and_then(|c| c.value("UID"))
                     .unwrap_or_default()
                     .to_owned();
-                let result = match self.gw.delete_object(self.identity, object).await {
+                // The query may select some instances of a recurring object only (overrides,
+                // by RECURRENCE-ID): those are deleted, not the whole series.
+                let all = components_of(&object.calendar, std::slice::from_ref(&name)).count();
+                let instances = comps.len() < all
+                    && comps.iter().all(|c| c.property("RECURRENCE-ID").is_some());
+                let outcome = if instances {
+                    self.delete_instances(object, comps).await
+                } else {
+                    self.gw.delete_object(self.identity, object).await
+                };
+                let result = match outcome {
                     Ok(()) => {
                         deleted += 1;
                         Status::success()
                     }
                     Err(e) => status::of_error(&e, Subject::Object),
                 };
-                reply.components.push(object_result(&name, &uid, result));
+                let mut line = object_result(&name, &uid, result);
+                if instances {
+                    let at = line.properties.len() - 1;
+                    for (i, c) in comps.iter().enumerate() {
+                        if let Some(rid) = c.property("RECURRENCE-ID") {
+                            line.properties.insert(at + i, rid.clone());
+                        }
+                    }
+                }
+                reply.components.push(line);
             }
             reply.status = Some(Status::new(
                 status::SUCCESS,
@@ -750,6 +786,37 @@ impl<'a> Exec<'a> {
             ));
             reply
         })
+    }
+
+    /// DELETE of some instances of a recurring object (the overrides a VQUERY selected, not
+    /// the master): as RFC 5546 §3.2.5 CANCEL of those instances on the stored copy
+    /// ([`super::itip::cancel`]): an EXDATE on the master for each, the override removed,
+    /// SEQUENCE incremented; the whole object goes when no instance is left.
+    async fn delete_instances(
+        &self,
+        object: &StoredObject,
+        instances: &[Component],
+    ) -> Result<(), TranslateError> {
+        use super::itip::CancelPlan;
+        let now = self.now.clone();
+        let bad = |e: super::itip::ItipError| TranslateError::BadInput(e.reason);
+        match super::itip::cancel(&object.calendar, instances, &now).map_err(bad)? {
+            CancelPlan::DeleteAll => self.gw.delete_object(self.identity, object).await,
+            CancelPlan::Update(_) => {
+                let apply = |cal: &Component| -> Result<Option<Component>, TranslateError> {
+                    match super::itip::cancel(cal, instances, &now).map_err(bad)? {
+                        CancelPlan::Update(c) => Ok(Some(c)),
+                        CancelPlan::DeleteAll => Err(TranslateError::Conflict(
+                            "The stored object changed while its instances were deleted".into(),
+                        )),
+                    }
+                };
+                self.gw
+                    .update_object(self.identity, object, &apply)
+                    .await
+                    .map(|_| ())
+            }
+        }
     }
 
     // ---- MOVE (cap-04 §7.2.1.6) ----
@@ -890,11 +957,18 @@ impl<'a> Exec<'a> {
                 reply.components = components;
             }
             other => {
+                // REFRESH and COUNTER go from an attendee to the organizer, DECLINECOUNTER the
+                // other way (RFC 2446 §3.2.6-§3.2.8).
+                let to = if other == "DECLINECOUNTER" {
+                    "attendee"
+                } else {
+                    "organizer"
+                };
                 reply.status = Some(Status::new(
                     status::UNSUPPORTED,
                     format!(
                         "METHOD {other} is not supported: CalDAV scheduling (RFC 6638) has no \
-                         way to carry it to the organizer, so nothing was sent"
+                         way to carry it to the {to}, so nothing was sent"
                     ),
                 ));
             }
@@ -967,13 +1041,27 @@ impl<'a> Exec<'a> {
             .find_objects(self.identity, &own, &selection)
             .await?
             .into_iter()
-            .next()
+            // The upstream's UID search is a substring match (RFC 4791 §9.7.5).
+            .find(|o| {
+                components_of(&o.calendar, std::slice::from_ref(&first.name))
+                    .any(|c| c.value("UID").map(str::trim) == Some(uid.as_str()))
+            })
             .ok_or_else(|| {
                 TranslateError::NotFound(format!(
                     "No event with UID {uid} in {address}'s calendar; {method} changes an event \
                      the organizer has sent"
                 ))
             })?;
+        // The stored copy says who organizes: in an attendee's own copy the change would be
+        // taken as the attendee's (a deletion declines, RFC 6638 §3.2.2), not as a CANCEL.
+        if let Some(org) = stored_organizer(&stored.calendar)
+            && !org.addr.eq_ignore_ascii_case(address)
+        {
+            return Err(TranslateError::AccessDenied(format!(
+                "Only the organizer ({}) may send {method}; {address} is an attendee of {uid}",
+                org.addr
+            )));
+        }
         let now = self.now.clone();
         let bad = |e: super::itip::ItipError| TranslateError::BadInput(e.reason);
         let result = if method == "ADD" {
@@ -1024,6 +1112,36 @@ fn components_of<'c>(
         .components
         .iter()
         .filter(move |c| types.iter().any(|t| t.eq_ignore_ascii_case(&c.name)))
+}
+
+/// The ORGANIZER of a stored VCALENDAR's event (its master, else its first instance).
+fn stored_organizer(calendar: &Component) -> Option<Address> {
+    let instances = || {
+        calendar
+            .components
+            .iter()
+            .filter(|c| OBJECT_TYPES.contains(&c.name.as_str()))
+    };
+    instances()
+        .find(|c| c.property("RECURRENCE-ID").is_none())
+        .or_else(|| instances().next())
+        .and_then(|c| c.property("ORGANIZER"))
+        .and_then(Address::from_line)
+}
+
+/// The METHOD pseudo-column of a stored entry (spec §3.3 READ): `CREATE` for everything in a
+/// calendar collection, booked whatever METHOD its data may carry (RFC 4791 §4.1 forbids one
+/// there, yet upstreams store what a client PUTs); a scheduling inbox entry's iTIP METHOD
+/// (RFC 6638 §2.2 says it has one; `REQUEST` when it does not).
+fn entry_method(entries: Entries, calendar: &Component) -> String {
+    match entries {
+        Entries::Booked => "CREATE".into(),
+        Entries::Scheduled => calendar
+            .value("METHOD")
+            .map(|m| m.trim().to_ascii_uppercase())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "REQUEST".into()),
+    }
 }
 
 /// The name and UID of the first object component of a stored VCALENDAR.
@@ -1243,6 +1361,44 @@ mod tests {
         assert!(groups[1].uid.starts_with("calgate-"));
         assert!(groups[1].components[0].property("DTSTAMP").is_some());
         assert_eq!(groups[2].error.as_ref().map(|s| s.code), Some("3.11"));
+    }
+
+    #[test]
+    fn booked_entries_are_create_whatever_their_data_says() {
+        let with = |method: &str| {
+            Component::parse(&format!(
+                "BEGIN:VCALENDAR\r\n{method}BEGIN:VEVENT\r\nUID:u\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+            ))
+            .unwrap()
+        };
+        let request = with("METHOD:request\r\n");
+        let none = with("");
+        assert_eq!(entry_method(Entries::Booked, &request), "CREATE");
+        assert_eq!(entry_method(Entries::Booked, &none), "CREATE");
+        assert_eq!(entry_method(Entries::Scheduled, &request), "REQUEST");
+        assert_eq!(
+            entry_method(Entries::Scheduled, &with("METHOD:CANCEL\r\n")),
+            "CANCEL"
+        );
+        assert_eq!(entry_method(Entries::Scheduled, &none), "REQUEST");
+    }
+
+    #[test]
+    fn the_stored_copy_names_the_organizer() {
+        let cal = |body: &str| {
+            Component::parse(&format!("BEGIN:VCALENDAR\r\n{body}END:VCALENDAR\r\n")).unwrap()
+        };
+        let master =
+            "BEGIN:VEVENT\r\nUID:u\r\nORGANIZER:mailto:Alice@example.com\r\nEND:VEVENT\r\n";
+        let over = "BEGIN:VEVENT\r\nUID:u\r\nRECURRENCE-ID:20300101T100000Z\r\n\
+                    ORGANIZER:mailto:bob@example.com\r\nEND:VEVENT\r\n";
+        let org = |c: &Component| stored_organizer(c).map(|a| a.addr.to_ascii_lowercase());
+        assert_eq!(
+            org(&cal(&format!("{over}{master}"))).as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(org(&cal(over)).as_deref(), Some("bob@example.com"));
+        assert_eq!(org(&cal("BEGIN:VEVENT\r\nUID:u\r\nEND:VEVENT\r\n")), None);
     }
 
     #[test]

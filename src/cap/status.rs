@@ -100,9 +100,34 @@ pub fn of_error(e: &TranslateError, subject: Subject) -> Status {
     }
 }
 
+/// The code for a CalDAV precondition about the data itself (RFC 4791 §5.3.2.1, §9.6),
+/// which the upstream sends with 403 or 409: the client's object is what was refused, not the
+/// client (Cyrus refuses a DATE-TIME event without an end, or ending where it starts, with
+/// 403 `CALDAV:valid-calendar-data`).
+fn data_condition(e: &CaldavError) -> Option<&'static str> {
+    let c = e.condition()?;
+    if c.namespace != crate::caldav::multistatus::CALDAV {
+        return None;
+    }
+    Some(match c.name.as_str() {
+        "valid-calendar-data" | "valid-calendar-object-resource" | "supported-calendar-data" => {
+            INVALID_VALUE
+        }
+        "supported-calendar-component" => "3.13",
+        "min-date-time" | "max-date-time" => "3.5",
+        "max-resource-size" => TOO_LARGE,
+        "max-instances" | "max-attendees-per-instance" => UNSUPPORTED,
+        _ => return None,
+    })
+}
+
 /// The status for an upstream failure (HTTP status or transport).
 pub fn of_upstream(e: &CaldavError, subject: Subject) -> Status {
-    let code = match e.status() {
+    let data = match e.status() {
+        Some(403 | 409) => data_condition(e),
+        _ => None,
+    };
+    let code = data.unwrap_or_else(|| match e.status() {
         Some(507) => QUOTA,
         _ if e.is_unavailable() => UNAVAILABLE,
         Some(401 | 403) => NO_AUTHORITY,
@@ -113,8 +138,9 @@ pub fn of_upstream(e: &CaldavError, subject: Subject) -> Status {
         Some(413) => TOO_LARGE,
         Some(429) => UNAVAILABLE,
         _ => FAILURE,
-    };
+    });
     let prefix = match code {
+        _ if data.is_some() => "The calendar server refused the data",
         UNAVAILABLE => "Upstream unavailable, nothing was done",
         NO_AUTHORITY => "The calendar server refused access",
         NOT_FOUND => "Not found on the calendar server",
@@ -176,6 +202,42 @@ mod tests {
             "6.2"
         );
         assert_eq!(of_error(&http(405), Subject::Calendar).code, "6.2");
+    }
+
+    #[test]
+    fn data_preconditions_are_about_the_data() {
+        let refused = |status: u16, namespace: &str, name: &str| {
+            of_error(
+                &TranslateError::Upstream(CaldavError::Status {
+                    method: "PUT".into(),
+                    path: "/dav/x.ics".into(),
+                    status,
+                    condition: Some(crate::caldav::Condition {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                    }),
+                }),
+                Subject::Object,
+            )
+        };
+        let caldav = crate::caldav::multistatus::CALDAV;
+        let s = refused(403, caldav, "valid-calendar-data");
+        assert_eq!(s.code, "3.1");
+        assert!(
+            s.text
+                .starts_with("The calendar server refused the data: upstream PUT"),
+            "{}",
+            s.text
+        );
+        assert_eq!(
+            refused(403, caldav, "supported-calendar-component").code,
+            "3.13"
+        );
+        assert_eq!(refused(409, caldav, "max-resource-size").code, "3.10");
+        assert_eq!(refused(403, caldav, "min-date-time").code, "3.5");
+        // Other conditions keep the status's meaning.
+        assert_eq!(refused(403, "DAV:", "need-privileges").code, "3.8");
+        assert_eq!(refused(409, caldav, "no-uid-conflict").code, "6.1");
     }
 
     #[test]

@@ -1543,6 +1543,13 @@ impl Query {
     /// compare as instants, durations and the integer columns numerically, others as
     /// strings; missing values sort last. Stable.
     pub fn sort(&self, components: &mut [Component]) {
+        self.sort_by(components, |c| c);
+    }
+
+    /// [`Query::sort`] for items that each stand for a component (a stored object and the
+    /// component the query matched in it): DELETE and MODIFY report objects in the order READ
+    /// would list them, not in the upstream's (arbitrary) order.
+    pub fn sort_by<T>(&self, items: &mut [T], component: impl Fn(&T) -> &Component) {
         let column = match &self.columns {
             Columns::All => None,
             Columns::Named(cols) => cols
@@ -1550,7 +1557,7 @@ impl Query {
                 .find(|c| !matches!(resolve(c, ""), Target::Method))
                 .map(String::as_str),
         };
-        components.sort_by_cached_key(|c| sort_key(c, column));
+        items.sort_by_cached_key(|t| sort_key(component(t), column));
     }
 }
 
@@ -2342,6 +2349,11 @@ END:VALARM\n";
         assert_eq!(uids(&evs), ["early", "late", "day", "none", "early2"]);
         q("SELECT UID FROM VEVENT").sort(&mut evs);
         assert_eq!(uids(&evs), ["day", "early", "early2", "late", "none"]);
+        let mut pairs: Vec<(usize, Component)> = evs.iter().cloned().enumerate().rev().collect();
+        q("SELECT * FROM VEVENT").sort_by(&mut pairs, |(_, c)| c);
+        let order: Vec<usize> = pairs.iter().map(|(i, _)| *i).collect();
+        // early and early2 start together: stable, so in the (reversed) input order.
+        assert_eq!(order, [0, 2, 1, 3, 4]);
 
         let alarm = |t: &str| {
             comp(&format!(

@@ -117,8 +117,13 @@ impl Gateway {
     ///   upstream must neither mail them a second invitation nor schedule for an organizer it
     ///   does not host;
     /// - every attendee without a PARTSTAT gets `NEEDS-ACTION`, RFC 5545's default written out,
-    ///   so every copy says it whichever server stores it (DAViCal keeps only what it is given).
+    ///   so every copy says it whichever server stores it (DAViCal keeps only what it is given);
+    /// - the iTIP `METHOD` (a CAP REQUEST or PUBLISH arrives as `METHOD:REQUEST`, CIP data may
+    ///   carry one) goes: a calendar object resource must not have one (RFC 4791 §4.1). Both
+    ///   upstreams store it as given otherwise, DAViCal also in the attendees' calendar copies,
+    ///   and a stored METHOD makes a booked entry look like a scheduled one.
     fn prepare_scheduling(&self, calendar: &mut Component) {
+        calendar.remove_properties("METHOD");
         let Some(event) = crate::ical::scheduling::first_schedulable_mut(calendar) else {
             return;
         };
@@ -490,5 +495,49 @@ fn status_of(s: &ScheduleStatus) -> DeliveryStatus {
         DeliveryStatus::Refused
     } else {
         DeliveryStatus::Failed(format!("SCHEDULE-STATUS {}", s.code()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway() -> Gateway {
+        let config = crate::config::Config::from_toml(
+            "[upstream]\nurl = \"http://127.0.0.1:8008/\"\ndomain = \"example.com\"\n",
+            std::path::Path::new("test.toml"),
+        )
+        .unwrap();
+        Gateway::new(&config).unwrap()
+    }
+
+    #[test]
+    fn scheduling_data_is_readied_for_storing() {
+        let mut cal = crate::ical::component::parse_components(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nMETHOD:REQUEST\r\n\
+             BEGIN:VEVENT\r\nUID:u1\r\nDTSTART:20300101T100000Z\r\n\
+             ORGANIZER:mailto:alice@example.com\r\n\
+             ATTENDEE:mailto:bob@example.com\r\n\
+             ATTENDEE;PARTSTAT=ACCEPTED:mailto:zed@other.example\r\n\
+             END:VEVENT\r\nEND:VCALENDAR\r\n",
+        )
+        .unwrap()
+        .remove(0);
+        gateway().prepare_scheduling(&mut cal);
+        // A calendar object resource carries no METHOD (RFC 4791 §4.1).
+        assert_eq!(cal.value("METHOD"), None);
+        let ev = cal.find("VEVENT").unwrap();
+        let attendees: Vec<String> = ev.properties("ATTENDEE").map(|l| l.to_line()).collect();
+        assert_eq!(
+            attendees,
+            [
+                "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com",
+                "ATTENDEE;PARTSTAT=ACCEPTED;SCHEDULE-AGENT=CLIENT:mailto:zed@other.example"
+            ]
+        );
+        assert_eq!(
+            ev.property("ORGANIZER").unwrap().param("SCHEDULE-AGENT"),
+            None
+        );
     }
 }
