@@ -536,15 +536,23 @@ impl CaldavClient {
         self.check(&Method::DELETE, url, resp).map(|_| ())
     }
 
-    /// `REPORT calendar-query` on a calendar collection.
+    /// `REPORT calendar-query` on a calendar collection. A UID filter is a `text-match`, which
+    /// RFC 4791 §9.7.5 defines as a substring match (`X` also finds `X-late`), so objects
+    /// without a component whose UID is exactly the one asked for are dropped here, for every
+    /// caller.
     pub async fn calendar_query(
         &self,
         calendar: &Url,
         filter: &QueryFilter,
         creds: &Credentials,
     ) -> Result<Vec<CalendarObject>, CaldavError> {
-        self.report_objects(calendar, request::calendar_query(filter), creds)
-            .await
+        let mut objects = self
+            .report_objects(calendar, request::calendar_query(filter), creds)
+            .await?;
+        if let Some(uid) = filter.uid() {
+            objects.retain(|o| has_uid(&o.data, uid));
+        }
+        Ok(objects)
     }
 
     /// `REPORT calendar-multiget` for the given object URLs (all in `calendar`).
@@ -658,6 +666,14 @@ impl CaldavClient {
     }
 }
 
+/// True when some component of the iCalendar `text` has exactly this UID.
+fn has_uid(text: &str, uid: &str) -> bool {
+    crate::ical::contentline::unfold(text).iter().any(|line| {
+        crate::ical::contentline::ContentLine::parse(line)
+            .is_ok_and(|l| l.name == "UID" && l.value.trim() == uid)
+    })
+}
+
 /// The error and its sources on one line (reqwest hides the useful part in `source()`).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -671,4 +687,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_filter_is_exact() {
+        let text = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:abc-\r\n late\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert!(has_uid(text, "abc-late"));
+        assert!(!has_uid(text, "abc"));
+        assert!(!has_uid("garbage", "abc"));
+    }
 }

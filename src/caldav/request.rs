@@ -132,6 +132,17 @@ fn uid_match(uid: &str) -> String {
     )
 }
 
+impl QueryFilter {
+    /// The UID the filter asks for, if any.
+    pub fn uid(&self) -> Option<&str> {
+        match self {
+            QueryFilter::Uid { uid, .. } => Some(uid),
+            QueryFilter::Matching { uid, .. } => uid.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// `CALDAV:calendar-query` returning ETag, Schedule-Tag and calendar data.
 pub fn calendar_query(filter: &QueryFilter) -> String {
     let inner = match filter {

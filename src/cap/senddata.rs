@@ -885,7 +885,21 @@ impl<'a> Exec<'a> {
                 None => Status::new("3.11", "RELCALID names the calendar to move"),
                 Some(r) => {
                     result.properties.push(ContentLine::new("RELCALID", r));
-                    match target::parse(r, self.server_id()) {
+                    // As in CREATE, a bare RELCALID names one of the caller's calendars.
+                    let parsed = match (target::parse(r, self.server_id()), self.identity) {
+                        (
+                            Ok(Target::Calendar(CalId {
+                                user: name,
+                                calendar: None,
+                            })),
+                            Identity::User { creds, .. },
+                        ) if !r.contains('/') => Ok(Target::Calendar(CalId {
+                            user: creds.user.clone(),
+                            calendar: Some(name),
+                        })),
+                        (other, _) => other,
+                    };
+                    match parsed {
                         Ok(Target::Calendar(calid)) if calid.calendar.is_some() => {
                             match self
                                 .gw
