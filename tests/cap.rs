@@ -5,6 +5,7 @@
 mod common;
 
 use common::transcript::{self, Transcript};
+use common::cap_client::*;
 use common::*;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 /// A self-signed certificate for localhost / 127.0.0.1, written once per test binary.
 fn cert_files() -> &'static (PathBuf, PathBuf) {
@@ -293,38 +294,8 @@ async fn t063_compat_draft_examples() {
 
 // ---- STARTTLS (cap-04 §7.1.10) ----
 
-/// A plain TCP connection to the gateway, buffered for line reads.
-async fn connect(addr: SocketAddr) -> BufReader<tokio::net::TcpStream> {
-    BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap())
-}
 
-/// Reads lines from `r` until a reply's final `.` (two-dot form), returning them.
-async fn reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut dots = 0;
-    while dots < 2 {
-        let l = read_line(r).await.expect("a reply line before EOF");
-        if l == "." {
-            dots += 1;
-        }
-        lines.push(l);
-    }
-    lines
-}
 
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Option<String> {
-    let mut buf = String::new();
-    let n = tokio::time::timeout(Duration::from_secs(30), r.read_line(&mut buf))
-        .await
-        .expect("the gateway answered")
-        .ok()?;
-    if n == 0 {
-        return None;
-    }
-    assert!(buf.ends_with("\r\n"), "CRLF line ends: {buf:?}");
-    buf.truncate(buf.len() - 2);
-    Some(buf)
-}
 
 fn tls_connector() -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;
@@ -365,10 +336,6 @@ async fn starttls(
     tls
 }
 
-async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, line: &str) {
-    w.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
-    w.flush().await.unwrap();
-}
 
 #[tokio::test]
 async fn starttls_then_authenticate_plain() {
@@ -734,17 +701,7 @@ async fn send_request(
         .unwrap();
 }
 
-/// Connects, reads the greeting, logs in with PLAIN `b64`, returns the connection.
-async fn logged_in(addr: SocketAddr, b64: &str) -> BufReader<tokio::net::TcpStream> {
-    let mut s = connect(addr).await;
-    reply(&mut s).await;
-    send(s.get_mut(), &format!("AUTHENTICATE PLAIN {b64}")).await;
-    let ok = reply(&mut s).await;
-    assert_eq!(ok[0], "2.0", "{ok:?}");
-    s
-}
 
-const ALICE: &str = "AGFsaWNlAGFsaWNlcHc=";
 
 #[tokio::test]
 async fn request_for_another_organizer_is_refused_with_4_1() {

@@ -22,34 +22,12 @@
 use std::cmp::Ordering;
 
 use crate::ical::component::Component;
-use crate::ical::contentline::{ContentLine, escape_text};
+use crate::ical::contentline::ContentLine;
 use crate::ical::datetime::{Date, DateOrDateTime, DateTime, Duration, Zone};
 
 /// An ADD or CANCEL that cannot be applied: an RFC 2446 §3.6 REQUEST-STATUS code and a readable
 /// reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code} {reason}")]
-pub struct ItipError {
-    /// `3.1`, `3.4`, `3.5`, `3.11`, `3.14`, …
-    pub code: &'static str,
-    /// Human-readable explanation.
-    pub reason: String,
-}
-
-impl ItipError {
-    fn new(code: &'static str, reason: impl Into<String>) -> Self {
-        ItipError {
-            code,
-            reason: reason.into(),
-        }
-    }
-
-    /// The REQUEST-STATUS value `code;description` (RFC 5545 §3.8.8.3), the description
-    /// TEXT-escaped.
-    pub fn request_status(&self) -> String {
-        format!("{};{}", self.code, escape_text(&self.reason))
-    }
-}
+pub use super::status::Refusal as ItipError;
 
 /// What a CANCEL does to the stored object (RFC 5546 §3.2.5).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,7 @@
 //! - Sub-components (VALARM) of OLD and NEW are not supported ([`from_payload`] answers 3.14).
 
 use crate::ical::component::Component;
-use crate::ical::contentline::{ContentLine, Param, escape_text, unescape_text};
+use crate::ical::contentline::{ContentLine, Param, unescape_text};
 use crate::ical::datetime::{DateOrDateTime, DateTime};
 use crate::ical::scheduling::strip_mailto;
 
@@ -56,29 +56,7 @@ pub struct Modification {
 
 /// A MODIFY that cannot be carried out: an RFC 2446 §3.6 REQUEST-STATUS code and a readable
 /// reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code} {reason}")]
-pub struct ModifyError {
-    /// `3.1`, `3.4`, `3.11`, `3.14`, …
-    pub code: &'static str,
-    /// Human-readable explanation.
-    pub reason: String,
-}
-
-impl ModifyError {
-    fn new(code: &'static str, reason: impl Into<String>) -> Self {
-        ModifyError {
-            code,
-            reason: reason.into(),
-        }
-    }
-
-    /// The REQUEST-STATUS value `code;description` (RFC 5545 §3.8.8.3), the description
-    /// TEXT-escaped.
-    pub fn request_status(&self) -> String {
-        format!("{};{}", self.code, escape_text(&self.reason))
-    }
-}
+pub use super::status::Refusal as ModifyError;
 
 /// Splits the components of a MODIFY's VCOMMAND into the optional VQUERY and the OLD/NEW pair
 /// (cap-04 §7.2.1.5, cap-02 §7.2.1.4).

@@ -613,7 +613,7 @@ impl<'a> Exec<'a> {
             let mut reply = TargetReply::new(shown);
             let request = match modify::from_payload(&self.payload.components) {
                 Ok(r) => r,
-                Err(e) => return reply.with_status(Status::new(e.code, e.reason)),
+                Err(e) => return reply.with_status(e.into()),
             };
             let query = match &request.vquery {
                 Some(v) => match query_of(v) {
@@ -1180,7 +1180,7 @@ fn identify(calendar: &Component, preferred: &str) -> (String, String) {
 }
 
 fn query_of(vquery: &Component) -> Result<VQuery, Status> {
-    let q = vquery::from_component(vquery).map_err(|e| Status::new(e.code, e.reason))?;
+    let q = vquery::from_component(vquery).map_err(Status::from)?;
     if q.expand {
         return Err(Status::new(
             status::UNSUPPORTED,

@@ -52,6 +52,45 @@ impl Status {
     }
 }
 
+/// Client data that cannot be used or applied (a query that does not parse, a MODIFY or an
+/// iTIP ADD/CANCEL that does not fit the stored object): an RFC 2446 §3.6 REQUEST-STATUS code
+/// (`3.0` … `3.14`) and a readable reason. `cap::vquery`, `cap::modify` and `cap::itip` name it
+/// after themselves (`QueryError`, `ModifyError`, `ItipError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} {reason}")]
+pub struct Refusal {
+    /// The REQUEST-STATUS code.
+    pub code: &'static str,
+    /// What is wrong, for the REQUEST-STATUS description and the log.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// A refusal with this code and reason.
+    pub fn new(code: &'static str, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The REQUEST-STATUS value `code;description` (RFC 5545 §3.8.8.3), the description
+    /// TEXT-escaped.
+    pub fn request_status(&self) -> String {
+        format!(
+            "{};{}",
+            self.code,
+            crate::ical::contentline::escape_text(&self.reason)
+        )
+    }
+}
+
+impl From<Refusal> for Status {
+    fn from(r: Refusal) -> Status {
+        Status::new(r.code, r.reason)
+    }
+}
+
 /// 2.0 Success.
 pub const SUCCESS: &str = "2.0";
 /// 3.1 Invalid property value (RFC 2446): the client's data cannot be used.

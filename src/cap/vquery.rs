@@ -55,7 +55,6 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
 use nom::combinator::value;
 use nom::{IResult, Parser};
-use thiserror::Error;
 
 use crate::ical::component::Component;
 use crate::ical::contentline::{ContentLine, shorten, unescape_text};
@@ -216,14 +215,7 @@ pub enum Op {
 /// Codes used: 3.0 invalid column name; 3.1 invalid QUERY text or VQUERY value; 3.11 QUERY
 /// missing or empty; 3.12 unknown component in FROM; 3.14 unsupported (EXPAND:TRUE, a stored
 /// QUERYNAME without QUERY, full-SQL words such as LIKE or ORDER BY, a limit exceeded).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{code} {reason}")]
-pub struct QueryError {
-    /// REQUEST-STATUS code, `"3.0"` … `"3.14"`.
-    pub code: &'static str,
-    /// What is wrong, for the REQUEST-STATUS description and the log.
-    pub reason: String,
-}
+pub use super::status::Refusal as QueryError;
 
 /// What of a [`Query`] can be pushed down to a CalDAV `calendar-query` (RFC 4791 §7.8), for
 /// calgate to evaluate [`Query::matches`] exactly afterwards (spec §3.3 READ, §3.4).
@@ -280,15 +272,6 @@ impl MethodFilter {
             self
         } else {
             MethodFilter::Both
-        }
-    }
-}
-
-impl QueryError {
-    fn new(code: &'static str, reason: impl Into<String>) -> Self {
-        QueryError {
-            code,
-            reason: reason.into(),
         }
     }
 }
