@@ -1089,25 +1089,8 @@ impl<'a> Exec<'a> {
                 .await
                 .map(|_| ())
         } else {
-            match super::itip::cancel(&stored.calendar, &objects, &now).map_err(bad)? {
-                super::itip::CancelPlan::DeleteAll => {
-                    self.gw.delete_object(self.identity, &stored).await
-                }
-                super::itip::CancelPlan::Update(_) => {
-                    let apply = |cal: &Component| -> Result<Option<Component>, TranslateError> {
-                        match super::itip::cancel(cal, &objects, &now).map_err(bad)? {
-                            super::itip::CancelPlan::Update(c) => Ok(Some(c)),
-                            super::itip::CancelPlan::DeleteAll => Err(TranslateError::Conflict(
-                                "The stored event changed while cancelling".into(),
-                            )),
-                        }
-                    };
-                    self.gw
-                        .update_object(self.identity, &stored, &apply)
-                        .await
-                        .map(|_| ())
-                }
-            }
+            // The same as cancelling instances on DELETE; with no RECURRENCE-ID, the event.
+            self.delete_instances(&stored, &objects).await
         };
         result?;
         Ok((
