@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::transcript::{self, Transcript};
 use common::cap_client::*;
+use common::transcript::{self, Transcript};
 use common::*;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -294,9 +294,6 @@ async fn t063_compat_draft_examples() {
 
 // ---- STARTTLS (cap-04 §7.1.10) ----
 
-
-
-
 fn tls_connector() -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;
     let (cert, _) = cert_files();
@@ -335,7 +332,6 @@ async fn starttls(
     assert_eq!(reply(&mut tls).await, ["2.0", ".", "."]);
     tls
 }
-
 
 #[tokio::test]
 async fn starttls_then_authenticate_plain() {
@@ -700,8 +696,6 @@ async fn send_request(
         .await
         .unwrap();
 }
-
-
 
 #[tokio::test]
 async fn request_for_another_organizer_is_refused_with_4_1() {
