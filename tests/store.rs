@@ -479,8 +479,10 @@ async fn unknown_calendars_and_users_are_not_found() {
     ));
 }
 
+/// Anonymous and peer sessions have no upstream credentials of their own, and the store never
+/// lends them the service account: every operation is refused.
 #[tokio::test]
-async fn anonymous_and_peer_sessions_are_refused_before_any_request() {
+async fn anonymous_and_peer_sessions_have_no_credentials_for_the_store() {
     let gw = gateway();
     let ics = parse(&event(
         "x",
@@ -489,6 +491,13 @@ async fn anonymous_and_peer_sessions_are_refused_before_any_request() {
         None,
         &[],
     ));
+    // An object as a find would have returned it (never read: nobody may reach it).
+    let object = StoredObject {
+        url: reqwest::Url::parse(&format!("{}calgate-never-read.ics", upstream().url)).unwrap(),
+        etag: Some("\"1\"".into()),
+        schedule_tag: None,
+        calendar: ics.clone(),
+    };
     for who in [
         Identity::Anonymous,
         Identity::Peer {
@@ -523,6 +532,12 @@ async fn anonymous_and_peer_sessions_are_refused_before_any_request() {
                 .await
                 .map(|_| ())
         ));
+        assert!(denied(
+            &gw.update_object(&who, &object, &|c| Ok(Some(with(c, "SUMMARY", "x"))))
+                .await
+                .map(|_| ())
+        ));
+        assert!(denied(&gw.delete_object(&who, &object).await));
     }
 }
 

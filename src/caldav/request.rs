@@ -89,8 +89,6 @@ pub enum QueryFilter {
         start: Option<String>,
         end: Option<String>,
     },
-    /// All components of this type.
-    All { component: String },
     /// Components of this type, narrowed by every condition given (RFC 4791 §9.7.1: the
     /// conditions of one comp-filter all have to hold): the UID (`i;octet` text-match, §9.7.5)
     /// and overlap with `[start, end)` (§9.9; UTC `YYYYMMDDTHHMMSSZ`, either bound may be
@@ -143,46 +141,37 @@ impl QueryFilter {
     }
 }
 
+/// `<c:comp-filter>` for one component type with the conditions given, in the DTD's order:
+/// time-range, then prop-filters (RFC 4791 §9.7.1).
+fn comp_filter(
+    component: &str,
+    uid: Option<&str>,
+    start: Option<&str>,
+    end: Option<&str>,
+) -> String {
+    format!(
+        r#"<c:comp-filter name="{}">{}{}</c:comp-filter>"#,
+        escape(component),
+        time_range(start, end),
+        uid.map(uid_match).unwrap_or_default()
+    )
+}
+
 /// `CALDAV:calendar-query` returning ETag, Schedule-Tag and calendar data.
 pub fn calendar_query(filter: &QueryFilter) -> String {
     let inner = match filter {
-        QueryFilter::Uid { component, uid } => format!(
-            r#"<c:comp-filter name="{}"><c:prop-filter name="UID"><c:text-match collation="i;octet">{}</c:text-match></c:prop-filter></c:comp-filter>"#,
-            escape(component),
-            escape(uid)
-        ),
+        QueryFilter::Uid { component, uid } => comp_filter(component, Some(uid), None, None),
         QueryFilter::TimeRange {
             component,
             start,
             end,
-        } => {
-            let mut attrs = String::new();
-            if let Some(s) = start {
-                attrs.push_str(&format!(r#" start="{}""#, escape(s)));
-            }
-            if let Some(e) = end {
-                attrs.push_str(&format!(r#" end="{}""#, escape(e)));
-            }
-            format!(
-                r#"<c:comp-filter name="{}"><c:time-range{attrs}/></c:comp-filter>"#,
-                escape(component)
-            )
-        }
-        QueryFilter::All { component } => {
-            format!(r#"<c:comp-filter name="{}"/>"#, escape(component))
-        }
-        // The DTD's order inside a comp-filter: time-range, then prop-filters (§9.7.1).
+        } => comp_filter(component, None, start.as_deref(), end.as_deref()),
         QueryFilter::Matching {
             component,
             uid,
             start,
             end,
-        } => format!(
-            r#"<c:comp-filter name="{}">{}{}</c:comp-filter>"#,
-            escape(component),
-            time_range(start.as_deref(), end.as_deref()),
-            uid.as_deref().map(uid_match).unwrap_or_default()
-        ),
+        } => comp_filter(component, uid.as_deref(), start.as_deref(), end.as_deref()),
         QueryFilter::Everything => String::new(),
     };
     format!(
@@ -234,9 +223,6 @@ mod tests {
                 component: "VEVENT".into(),
                 start: Some("20300101T000000Z".into()),
                 end: None,
-            }),
-            calendar_query(&QueryFilter::All {
-                component: "VTODO".into(),
             }),
             calendar_multiget(&["/a/b.ics".into(), "/a/c&d.ics".into()]),
             mkcalendar("Work & Play"),
@@ -300,6 +286,33 @@ mod tests {
             "{bare}"
         );
         assert!(!bare.contains("time-range"), "{bare}");
+
+        // The single-condition filters are Matching with one condition.
+        assert_eq!(
+            calendar_query(&QueryFilter::Uid {
+                component: "VEVENT".into(),
+                uid: "u1".into(),
+            }),
+            calendar_query(&QueryFilter::Matching {
+                component: "VEVENT".into(),
+                uid: Some("u1".into()),
+                start: None,
+                end: None,
+            })
+        );
+        assert_eq!(
+            calendar_query(&QueryFilter::TimeRange {
+                component: "VTODO".into(),
+                start: None,
+                end: Some("20300101T000000Z".into()),
+            }),
+            calendar_query(&QueryFilter::Matching {
+                component: "VTODO".into(),
+                uid: None,
+                start: None,
+                end: Some("20300101T000000Z".into()),
+            })
+        );
 
         let all = calendar_query(&QueryFilter::Everything);
         let doc = roxmltree::Document::parse(&all).unwrap();

@@ -20,74 +20,26 @@ pub enum Target {
     Calendar(CalId),
 }
 
-/// Why a TARGET cannot be used; the text is for the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetError {
-    /// Another calendar store's CSID (no fan-out).
-    Foreign(String),
-    /// Not a CalID calgate understands.
-    Invalid(String),
-}
-
-impl std::fmt::Display for TargetError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TargetError::Foreign(t) | TargetError::Invalid(t) => f.write_str(t),
-        }
-    }
-}
+/// Why a TARGET cannot be used (another calendar store, or not a CalID); the text is for the
+/// client.
+pub use crate::translate::calid::CalIdError as TargetError;
 
 /// Reads a TARGET value (any of the three forms above).
 pub fn parse(target: &str, server_id: &str) -> Result<Target, TargetError> {
-    let text = target.trim();
-    // `://host/x` (scheme omitted) is `cap://host/x`.
-    let absolute = if text.starts_with("://") {
-        Some(format!("cap{text}"))
-    } else if text.len() >= 6
-        && text.is_char_boundary(6)
-        && text[..6].eq_ignore_ascii_case("cap://")
-    {
-        Some(text.to_owned())
-    } else {
-        None
-    };
-    if let Some(abs) = &absolute {
-        let rest = &abs[6..];
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let host = match authority.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => authority,
-        };
-        if host.is_empty() || host.contains('@') {
-            return Err(TargetError::Invalid(format!(
-                "{text} is not a calendar address; expected cap://{server_id}/<user>[/<calendar>]"
-            )));
-        }
-        if !host.eq_ignore_ascii_case(server_id) {
-            return Err(TargetError::Foreign(format!(
-                "{text} is on another calendar store ({host}); this gateway serves only \
-                 {server_id} and does not forward commands"
-            )));
-        }
-        if path.trim_matches('/').is_empty() {
-            return Ok(Target::Store);
-        }
-    }
-    calid::parse(absolute.as_deref().unwrap_or(text), server_id)
-        .map(Target::Calendar)
-        .map_err(TargetError::Invalid)
+    Ok(match calid::parse_address(target, server_id)? {
+        None => Target::Store,
+        Some(c) => Target::Calendar(c),
+    })
 }
 
 /// The TARGET as calgate writes it in replies: qualified with `cap://<server_id>/` (spec §3.6),
 /// otherwise as the client wrote it.
 pub fn qualified(target: &str, server_id: &str) -> String {
     let text = target.trim();
-    if text.len() >= 6 && text.is_char_boundary(6) && text[..6].eq_ignore_ascii_case("cap://") {
-        text.to_owned()
-    } else if let Some(rest) = text.strip_prefix("://") {
-        format!("cap://{rest}")
-    } else {
-        format!("cap://{server_id}/{}", text.trim_start_matches('/'))
+    match text.strip_prefix("://") {
+        Some(rest) => format!("cap://{rest}"),
+        None if calid::is_absolute(text) => text.to_owned(),
+        None => format!("cap://{server_id}/{}", text.trim_start_matches('/')),
     }
 }
 

@@ -155,6 +155,16 @@ pub fn calendar_address(value: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The key two calendar addresses are compared by: the address of any accepted form
+/// ([`Address::parse`]: `Name <addr>`, `mailto:` in any case, other URIs) without `mailto:`,
+/// ASCII lower-cased; the trimmed, lower-cased text when there is no address.
+pub(crate) fn address_key(value: &str) -> String {
+    Address::parse(value).map_or_else(
+        || value.trim().to_ascii_lowercase(),
+        |a| a.addr.to_ascii_lowercase(),
+    )
+}
+
 /// One request status code (RFC 5545 §3.8.8.3 `statcode`) with its optional
 /// description, as found in SCHEDULE-STATUS (RFC 6638 §10.3) and
 /// REQUEST-STATUS.
@@ -332,6 +342,10 @@ impl Attendee {
 
 /// Component names that carry scheduling data (RFC 5546 §1.4).
 pub const SCHEDULABLE: [&str; 4] = ["VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY"];
+
+/// Component names a calendar object resource is made of, the ones with instances
+/// (RFC 4791 §4.1, RFC 5546 §1.4; VFREEBUSY has none).
+pub const OBJECT_COMPONENTS: [&str; 3] = ["VEVENT", "VTODO", "VJOURNAL"];
 
 /// The METHOD of a VCALENDAR, upper-cased and trimmed.
 pub fn calendar_method(cal: &Component) -> Option<String> {
@@ -561,6 +575,17 @@ mod tests {
     }
 
     #[test]
+    fn address_keys() {
+        let key = address_key;
+        assert_eq!(key("mailto:Bob@B.com"), "bob@b.com");
+        assert_eq!(key("MAILTO:bob@b.com"), key("Bob <BOB@b.COM>"));
+        assert_eq!(key("\"Doe, Jane\" <mailto:jane@x.org>"), "jane@x.org");
+        assert_eq!(key("urn:uuid:ABC"), "urn:uuid:abc");
+        assert_eq!(key(" Name <> "), "name <>");
+        assert_eq!(key(""), "");
+    }
+
+    #[test]
     fn schedule_status_forms() {
         type Codes<'a> = &'a [(&'a str, Option<&'a str>)];
         let cases: [(&str, Codes<'_>); 10] = [
@@ -745,6 +770,7 @@ END:VCALENDAR\r\n";
         fn never_panics(s in "\\PC{0,60}") {
             let _ = Address::parse(&s);
             let _ = calendar_address(&s);
+            let _ = address_key(&s);
             let _ = ScheduleStatus::parse_all(&s);
         }
     }

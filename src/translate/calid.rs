@@ -24,63 +24,98 @@ pub struct CalId {
     pub calendar: Option<String>,
 }
 
-/// Splits a CalID (absolute `cap://host/...` or relative). `Err` carries the text for the
-/// client: why this is not a CalID of this calendar store.
-pub fn parse(calid: &str, server_id: &str) -> Result<CalId, String> {
+/// Why a text is not a CalID of this calendar store; the text is for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalIdError {
+    /// A CalID of another calendar store (calgate does not fan out).
+    #[error("{0}")]
+    Foreign(String),
+    /// Not a CalID calgate understands.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Splits a CalID (absolute `cap://host/...` or relative) of one user's home or calendar.
+pub fn parse(calid: &str, server_id: &str) -> Result<CalId, CalIdError> {
     let text = calid.trim();
+    parse_address(text, server_id)?.ok_or_else(|| {
+        CalIdError::Invalid(format!(
+            "{text} names no user; expected cap://{server_id}/<user>[/<calendar>]"
+        ))
+    })
+}
+
+/// True for an absolute calendar address: `cap://host/…`, or `://host/…` with the scheme left
+/// out (cap-02 §2.6 "Calendar Addresses").
+pub fn is_absolute(text: &str) -> bool {
+    let text = text.trim();
+    strip_prefix_ci(text, "cap://").is_some() || text.starts_with("://")
+}
+
+/// Reads a calendar address (cap-02 §2.6): `[[cap]://<csid>[:<port>]/]<relcalid>`. `Ok(None)`
+/// for the calendar store itself (`cap://<server_id>/`, an empty relative part).
+pub fn parse_address(calid: &str, server_id: &str) -> Result<Option<CalId>, CalIdError> {
+    let text = calid.trim();
+    let invalid = |why: String| CalIdError::Invalid(why);
     let expected = format!("expected cap://{server_id}/<user>[/<calendar>]");
     if text.is_empty() {
-        return Err(format!("An empty CalID names no calendar; {expected}"));
+        return Err(invalid(format!(
+            "An empty CalID names no calendar; {expected}"
+        )));
     }
-    let path = if let Some(rest) = strip_prefix_ci(text, "cap://") {
+    let absolute = strip_prefix_ci(text, "cap://").or_else(|| text.strip_prefix("://"));
+    let path = if let Some(rest) = absolute {
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let host = match authority.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
             _ => authority,
         };
         if host.is_empty() || host.contains('@') {
-            return Err(format!("{text} is not a CalID; {expected}"));
+            return Err(invalid(format!("{text} is not a CalID; {expected}")));
         }
         if !host.eq_ignore_ascii_case(server_id) {
-            return Err(format!(
+            return Err(CalIdError::Foreign(format!(
                 "{text} is not on this calendar store ({server_id}); ask the calendar store at {host}"
-            ));
+            )));
+        }
+        if path.trim_matches('/').is_empty() {
+            return Ok(None);
         }
         path
     } else if text.contains("://") {
-        return Err(format!("{text} is not a cap:// CalID; {expected}"));
+        return Err(invalid(format!("{text} is not a cap:// CalID; {expected}")));
     } else {
         text.strip_prefix('/').unwrap_or(text)
     };
     let path = path.strip_suffix('/').unwrap_or(path);
     if path.contains(['?', '#']) || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{text} is not a CalID; {expected}"));
+        return Err(invalid(format!("{text} is not a CalID; {expected}")));
     }
     let segments: Vec<&str> = path.split('/').collect();
-    let decoded = |s: &str| -> Option<String> {
-        let d = percent_decode(s)?;
-        (!d.is_empty()
-            && d != "."
-            && d != ".."
-            && !d.contains('/')
-            && !d.contains(char::is_control))
-        .then_some(d)
-    };
+    let decoded = |s: &str| percent_decode(s).filter(|d| valid_segment(d));
+    let no_user = || invalid(format!("{text} names no user; {expected}"));
     match segments.as_slice() {
-        [user] => Ok(CalId {
-            user: decoded(user).ok_or_else(|| format!("{text} names no user; {expected}"))?,
+        [user] => Ok(Some(CalId {
+            user: decoded(user).ok_or_else(no_user)?,
             calendar: None,
-        }),
-        [user, calendar] => Ok(CalId {
-            user: decoded(user).ok_or_else(|| format!("{text} names no user; {expected}"))?,
+        })),
+        [user, calendar] => Ok(Some(CalId {
+            user: decoded(user).ok_or_else(no_user)?,
             calendar: Some(
-                decoded(calendar).ok_or_else(|| format!("{text} names no calendar; {expected}"))?,
+                decoded(calendar)
+                    .ok_or_else(|| invalid(format!("{text} names no calendar; {expected}")))?,
             ),
-        }),
-        _ => Err(format!(
+        })),
+        _ => Err(invalid(format!(
             "{text} names nothing on this calendar store; {expected}"
-        )),
+        ))),
     }
+}
+
+/// Whether `s` (percent-decoded) can be one CalID segment, a user or a calendar name: one
+/// non-empty URL path segment, not `.` or `..`, without `/` or control characters.
+pub fn valid_segment(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains(char::is_control)
 }
 
 fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -145,8 +180,20 @@ mod tests {
     fn calids_that_are_not_ours() {
         let s = "example.com";
         let other = parse("cap://cal.other.example/alice/Default", s).unwrap_err();
+        assert!(matches!(other, CalIdError::Foreign(_)), "{other:?}");
+        let other = other.to_string();
         assert!(other.contains("not on this calendar store"), "{other}");
         assert!(other.contains("cal.other.example"), "{other}");
+        assert_eq!(
+            parse_address("://example.com/", s),
+            Ok(None),
+            "the store, scheme left out"
+        );
+        assert_eq!(
+            parse_address("://EXAMPLE.com:5229/alice", s),
+            Ok(Some(parts("alice", None)))
+        );
+        assert!(is_absolute(" cap://x/y") && is_absolute("://x/y") && !is_absolute("alice"));
         for bad in [
             "",
             "cap://example.com",
@@ -162,6 +209,16 @@ mod tests {
             "a b/c",
         ] {
             assert!(parse(bad, s).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn segments_are_one_non_empty_path_segment() {
+        for good in ["Default", "Work Play", "a.b", "...", "Kalenderä"] {
+            assert!(valid_segment(good), "{good:?}");
+        }
+        for bad in ["", ".", "..", "a/b", "/", "a\u{1}b", "a\nb"] {
+            assert!(!valid_segment(bad), "{bad:?}");
         }
     }
 

@@ -413,19 +413,9 @@ impl Gateway {
         max: usize,
     ) -> Result<Expansion, TranslateError> {
         let creds = self.expanding_creds(identity, calid)?;
-        let parts = calid::parse(calid, self.server_id()).map_err(TranslateError::NotFound)?;
-        let address = if parts.user.contains('@') {
-            parts.user.clone()
-        } else {
-            format!("{}@{}", parts.user, self.domain())
-        };
-        let user = self.discovery().login_for(&address).ok_or_else(|| {
-            TranslateError::NotFound(format!(
-                "{} is not a user of this calendar store ({})",
-                parts.user,
-                self.domain()
-            ))
-        })?;
+        let parts = calid::parse(calid, self.server_id())
+            .map_err(|e| TranslateError::NotFound(e.to_string()))?;
+        let user = self.login_of(&parts.user)?;
         match parts.calendar {
             None => {
                 let url = self.principal_url(&user, creds).await?;
@@ -487,24 +477,15 @@ impl Gateway {
         )
     }
 
-    /// The credentials an expansion runs with: the session's own. Anonymous and peer sessions
-    /// are refused (the service account is never lent for this).
+    /// The credentials an expansion of `what` (a CalID or UPN) runs with: the session's own
+    /// ([`Gateway::user_creds`]).
     fn expanding_creds<'a>(
         &self,
         identity: &'a Identity,
         what: &str,
     ) -> Result<&'a Credentials, TranslateError> {
-        match identity {
-            Identity::User { creds, .. } => Ok(creds),
-            Identity::Anonymous => Err(TranslateError::AccessDenied(format!(
-                "Log in to expand calendars ({} was not expanded for an anonymous session)",
-                what.trim()
-            ))),
-            Identity::Peer { id } => Err(TranslateError::AccessDenied(format!(
-                "Log in as a user of {} to expand calendars (peer {id} may not)",
-                self.domain()
-            ))),
-        }
+        let not_done = format!("{} was not expanded", what.trim());
+        self.user_creds(identity, "expand calendars", Some(&not_done))
     }
 
     /// The error for a failed look-up of the caller's own principal.
@@ -697,16 +678,14 @@ impl Gateway {
         }
         match self.discovery().calendar_of(user, creds).await {
             Ok(url) => Ok(vec![self.calid(user, &owner_side_name(user, &home, &url))]),
-            Err(e) => Err(match e.status() {
-                Some(401 | 403) => TranslateError::AccessDenied(format!(
+            Err(e) => {
+                let denied = format!(
                     "{label}: the calendar server does not let {} see {user}'s calendars",
                     creds.user
-                )),
-                Some(404 | 410) => TranslateError::NotFound(format!(
-                    "{label}: {user} has no calendar on this calendar store"
-                )),
-                _ => TranslateError::Upstream(e),
-            }),
+                );
+                let missing = format!("{label}: {user} has no calendar on this calendar store");
+                Err(self.refusal(e, creds, denied, Some(missing)))
+            }
         }
     }
 
@@ -724,11 +703,27 @@ impl Gateway {
         })
     }
 
+    /// The URL of `user`'s collection `name` as the caller reaches it, not checked:
+    /// `<home>/<name>/`, the home from [`Gateway::home_as_reached`] (error texts name the
+    /// request by the calendar's CalID), the name percent-encoded as one segment. No such user
+    /// → [`TranslateError::NotFound`].
+    pub(crate) async fn child_as_reached(
+        &self,
+        user: &str,
+        name: &str,
+        creds: &Credentials,
+    ) -> Result<Url, TranslateError> {
+        let home = self
+            .home_as_reached(user, &self.calid(user, name), creds)
+            .await?;
+        child_collection(&home, name, user)
+    }
+
     /// The calendar home of `user` as the caller reaches it: the caller's own from discovery;
     /// another user's as their principal shows it (PROPFIND Depth 0, see
     /// [`Gateway::home_of_other`]), else derived from the caller's. `label` names the request
     /// in error texts. No such user → [`TranslateError::NotFound`].
-    pub(crate) async fn home_as_reached(
+    async fn home_as_reached(
         &self,
         user: &str,
         label: &str,
@@ -751,8 +746,8 @@ impl Gateway {
         self.home_of_other(user, shown, creds).await
     }
 
-    /// The URL of `user`'s calendar `name` as the caller reaches it: `<home>/<name>/` (the home
-    /// from [`Gateway::home_as_reached`], the name percent-encoded as one segment), checked
+    /// The URL of `user`'s calendar `name` as the caller reaches it: `<home>/<name>/`
+    /// ([`Gateway::child_as_reached`]), checked
     /// with `PROPFIND Depth: 0` of `DAV:resourcetype`, following same-origin redirects (Cyrus
     /// answers another user's calendar with a 301 to `<caller home>/<owner>.<name>/`, which is
     /// then the URL to use). It must be a `CALDAV:calendar` (RFC 4791 §4.2).
@@ -766,13 +761,7 @@ impl Gateway {
         creds: &Credentials,
     ) -> Result<Url, TranslateError> {
         let id = self.calid(user, name);
-        let home = self.home_as_reached(user, &id, creds).await?;
-        let url = child_collection(&home, name).map_err(|detail| {
-            TranslateError::Upstream(CaldavError::Discovery {
-                user: user.to_owned(),
-                detail,
-            })
-        })?;
+        let url = self.child_as_reached(user, name, creds).await?;
         let (url, resp) = self
             .discovery()
             .propfind_following(&url, &[RESOURCETYPE], creds)
@@ -806,12 +795,18 @@ impl Gateway {
     }
 }
 
-/// The collection `name` directly below `home`: `<home>/<name>/`, the name percent-encoded as
-/// one path segment. `Err` when `home` cannot have path segments.
-pub(crate) fn child_collection(home: &Url, name: &str) -> Result<Url, String> {
+/// The collection `name` directly below `user`'s `home`: `<home>/<name>/`, the name
+/// percent-encoded as one path segment. A `home` that cannot have path segments is a discovery
+/// failure for `user`.
+fn child_collection(home: &Url, name: &str, user: &str) -> Result<Url, TranslateError> {
     let mut url = home.clone();
     url.path_segments_mut()
-        .map_err(|()| format!("{home} cannot have path segments"))?
+        .map_err(|()| {
+            TranslateError::Upstream(CaldavError::Discovery {
+                user: user.to_owned(),
+                detail: format!("{home} cannot have path segments"),
+            })
+        })?
         .pop_if_empty()
         .push(name)
         .push("");

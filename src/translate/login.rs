@@ -25,7 +25,7 @@ pub enum LoginError {
 
 /// The address a login id stands for: `alice@example.com` as given (a `mailto:` in any case
 /// taken off), a bare `alice` at the calendar `domain`.
-fn login_address(id: &str, domain: &str) -> String {
+pub(crate) fn login_address(id: &str, domain: &str) -> String {
     let id = id.trim();
     let id = strip_mailto(id).map_or(id, str::trim);
     if id.contains('@') {

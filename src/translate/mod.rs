@@ -272,6 +272,67 @@ impl Gateway {
             ))
         })
     }
+
+    /// The credentials to act with for work done with the session's own rights (the CAP
+    /// calendar store, CALIDEXPAND and UPNEXPAND): a logged-in user's, so that the upstream's
+    /// access control decides. Anonymous and peer sessions have none and are refused before any
+    /// request; the service account is never lent for this.
+    ///
+    /// `what` is the work refused ("create calendars"). The anonymous text is
+    /// "Log in to `<what>` (`<not_done>` for an anonymous session)", `not_done` defaulting to
+    /// "not" (CALIDEXPAND passes "`<calid>` was not expanded"); a peer's is "Log in as a user of
+    /// `<domain>` to `<what>` (peer `<id>` may not)".
+    fn user_creds<'a>(
+        &self,
+        identity: &'a Identity,
+        what: &str,
+        not_done: Option<&str>,
+    ) -> Result<&'a Credentials, TranslateError> {
+        match identity {
+            Identity::User { creds, .. } => Ok(creds),
+            Identity::Anonymous => Err(TranslateError::AccessDenied(format!(
+                "Log in to {what} ({} for an anonymous session)",
+                not_done.unwrap_or("not")
+            ))),
+            Identity::Peer { id } => Err(TranslateError::AccessDenied(format!(
+                "Log in as a user of {} to {what} (peer {id} may not)",
+                self.domain()
+            ))),
+        }
+    }
+
+    /// The upstream login name for a user named in a CAP command (a CalID's user segment, an
+    /// owner): an address as it is, a bare name at the calendar domain
+    /// ([`login::login_address`]), mapped with `upstream.login_template`. Not a user of this
+    /// calendar store → [`TranslateError::NotFound`].
+    fn login_of(&self, user: &str) -> Result<String, TranslateError> {
+        let address = login::login_address(user, self.domain());
+        self.discovery.login_for(&address).ok_or_else(|| {
+            TranslateError::NotFound(format!(
+                "{user} is not a user of this calendar store ({})",
+                self.domain()
+            ))
+        })
+    }
+
+    /// An upstream error of a request made with the caller's own rights: 401 → their
+    /// credentials are no longer accepted ([`Gateway::refused_credentials`]), 403 →
+    /// [`TranslateError::AccessDenied`] with `denied`, 404/410 → [`TranslateError::NotFound`]
+    /// with `missing` (when the caller gives one), anything else as it is.
+    fn refusal(
+        &self,
+        e: CaldavError,
+        creds: &Credentials,
+        denied: String,
+        missing: Option<String>,
+    ) -> TranslateError {
+        match (e.status(), missing) {
+            (Some(401), _) => self.refused_credentials(e, creds),
+            (Some(403), _) => TranslateError::AccessDenied(denied),
+            (Some(404 | 410), Some(missing)) => TranslateError::NotFound(missing),
+            _ => TranslateError::Upstream(e),
+        }
+    }
 }
 
 /// Normalises client data (vCalendar 1.0 as the drafts write it, or iCalendar 2.0) to an

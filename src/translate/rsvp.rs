@@ -2,8 +2,10 @@
 //!
 //! **Local attendee** (logged in as themselves): their own copy, found by UID in their default
 //! calendar, gets the new PARTSTAT and is PUT back under `If-Schedule-Tag-Match` (or `If-Match`);
-//! the upstream then sends the iTIP REPLY to the organizer (RFC 6638 §3.2.2.1). A 412 re-reads
-//! and re-applies once; a second 412 is a conflict and nothing is written.
+//! the upstream then sends the iTIP REPLY to the organizer (RFC 6638 §3.2.2.1). This is
+//! [`Gateway::update_with`]: a 412 re-reads and re-applies once, a second 412 is a conflict and
+//! nothing is written; a copy that already holds the answer is not written again (a repeated
+//! RSVP sends nothing).
 //!
 //! **Foreign attendee** replying to a local organizer's event (a peer, or anonymous where policy
 //! allows): the organizer's copy, written with the service account, records that attendee's
@@ -13,8 +15,9 @@
 //! them (cip-00 §2.3 `CONFIRMED`).
 
 use super::sendevent::{find_by_uid, parse_stored};
+use super::store::StoredObject;
 use super::{Found, Gateway, Identity, TranslateError};
-use crate::caldav::{CaldavClient, Credentials, WriteCondition};
+use crate::caldav::Credentials;
 use crate::ical::component::Component;
 use crate::ical::scheduling::{Address, first_schedulable, first_schedulable_mut};
 use crate::ical::vcal10::responder_status;
@@ -29,7 +32,7 @@ pub struct RsvpOutcome {
     pub responder: String,
     /// The PARTSTAT recorded.
     pub partstat: String,
-    /// Other attendees whose PARTSTAT is ACCEPTED in the written copy.
+    /// Other attendees whose PARTSTAT is ACCEPTED in the copy as stored now.
     pub confirmed: Vec<String>,
 }
 
@@ -159,7 +162,9 @@ impl Gateway {
             })
     }
 
-    /// Sets `responder`'s PARTSTAT on the copy with `uid` in `calendar`, conditionally.
+    /// Sets `responder`'s PARTSTAT on the copy with `uid` in `calendar`
+    /// ([`Gateway::update_with`]: conditionally, once more after a 412, not at all when the copy
+    /// already holds it).
     async fn update_partstat(
         &self,
         creds: &Credentials,
@@ -168,14 +173,19 @@ impl Gateway {
         responder: &Address,
         partstat: &str,
     ) -> Result<RsvpOutcome, TranslateError> {
-        let client: &CaldavClient = self.discovery.client();
-        for _round in 0..2 {
-            let obj = find_by_uid(client, calendar, uid, creds)
-                .await?
-                .ok_or_else(|| TranslateError::NotFound(format!("No event with UID {uid}")))?;
-            let mut stored = parse_stored(&obj).ok_or_else(|| {
+        let obj = find_by_uid(self.discovery.client(), calendar, uid, creds)
+            .await?
+            .ok_or_else(|| TranslateError::NotFound(format!("No event with UID {uid}")))?;
+        let object = StoredObject {
+            calendar: parse_stored(&obj).ok_or_else(|| {
                 TranslateError::Conflict("The stored event cannot be read".into())
-            })?;
+            })?,
+            url: obj.url,
+            etag: obj.etag,
+            schedule_tag: obj.schedule_tag,
+        };
+        let answer = |stored: &Component| {
+            let mut stored = stored.clone();
             let event = first_schedulable_mut(&mut stored)
                 .ok_or_else(|| TranslateError::Conflict("The stored object has no event".into()))?;
             if !event.set_partstat(responder, partstat) {
@@ -184,32 +194,25 @@ impl Gateway {
                     responder.addr
                 )));
             }
-            let confirmed = event
-                .attendees()
-                .into_iter()
-                .filter(|a| !a.address.same_as(responder))
-                .filter(|a| a.partstat.as_deref() == Some("ACCEPTED"))
-                .map(|a| a.address.addr)
-                .collect();
-            let cond = WriteCondition::for_object(&obj).ok_or_else(|| {
-                TranslateError::Conflict("The stored event has no ETag to update".into())
-            })?;
-            match client.put(&obj.url, stored.to_ics(), cond, creds).await {
-                Ok(_) => {
-                    return Ok(RsvpOutcome {
-                        uid: uid.to_owned(),
-                        responder: responder.addr.clone(),
-                        partstat: partstat.to_owned(),
-                        confirmed,
-                    });
-                }
-                Err(e) if e.is_precondition_failed() => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(TranslateError::Conflict(
-            "The event changed upstream twice while the answer was recorded; nothing was written"
-                .into(),
-        ))
+            Ok(Some(stored))
+        };
+        let updated = self.update_with(creds, &object, &answer).await?;
+        let confirmed = first_schedulable(&updated.calendar)
+            .map(|event| {
+                event
+                    .attendees()
+                    .into_iter()
+                    .filter(|a| !a.address.same_as(responder))
+                    .filter(|a| a.partstat.as_deref() == Some("ACCEPTED"))
+                    .map(|a| a.address.addr)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(RsvpOutcome {
+            uid: uid.to_owned(),
+            responder: responder.addr.clone(),
+            partstat: partstat.to_owned(),
+            confirmed,
+        })
     }
 }

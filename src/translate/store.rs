@@ -10,9 +10,9 @@
 //! it).
 //!
 //! Whose rights: a logged-in user's own credentials, always, so the upstream's access control
-//! decides (403 → [`TranslateError::AccessDenied`]). Anonymous and peer sessions get
-//! [`TranslateError::AccessDenied`] before any request: the service account is never lent for
-//! these commands.
+//! decides (403 → [`TranslateError::AccessDenied`]). Anonymous and peer sessions have no such
+//! credentials and get [`TranslateError::AccessDenied`] before any request
+//! (`Gateway::user_creds`): the service account is never lent for these commands.
 //!
 //! # What the upstreams do (observed, Cyrus 3.6.1 and DAViCal 1.1.12)
 //!
@@ -49,7 +49,9 @@
 //!   home>/<owner>.<name>/`, even with all rights granted on it): **204, but nothing is
 //!   deleted** (the calendar, its objects, its ACL and the caller's shared view all stay).
 //!   DAViCal needs no shared view (the owner's path, 403 without rights).
-//!   [`Gateway::delete_calendar`] therefore checks with a PROPFIND that the calendar is gone.
+//!   [`Gateway::delete_calendar`] therefore checks with a PROPFIND that another user's
+//!   calendar is gone (the caller's own is deleted at its own path, never through a shared
+//!   view).
 //!
 //! MOVE of a calendar (`Overwrite: F`):
 //!
@@ -78,7 +80,6 @@
 //! upstream's answer in the text, the calendar left where it was.
 
 use super::calid::{self, CalId};
-use super::expand::child_collection;
 use super::{Found, Gateway, Gone, Identity, TranslateError, resource_name};
 use crate::caldav::client::HttpResponse;
 use crate::caldav::multistatus::{self, CALDAV, DAV};
@@ -87,6 +88,7 @@ use crate::caldav::request::RESOURCETYPE;
 use crate::caldav::{CaldavError, CalendarObject, Credentials, QueryFilter, WriteCondition};
 use crate::ical::component::Component;
 use crate::ical::datetime::{DateTime, Zone};
+use crate::ical::scheduling::OBJECT_COMPONENTS;
 use reqwest::Url;
 
 /// Which entries a search reads (cap-04 §2.8, §7.2.2.1).
@@ -144,9 +146,6 @@ pub struct Updated {
 pub type Change<'a> =
     &'a (dyn Fn(&Component) -> Result<Option<Component>, TranslateError> + Send + Sync);
 
-/// The component types a calendar object is about (RFC 4791 §4.1: one type per resource).
-const OBJECT_TYPES: [&str; 3] = ["VEVENT", "VTODO", "VJOURNAL"];
-
 /// How far a floating or TZID date-time can be from the same wall-clock time in UTC: UTC
 /// offsets run from −12:00 to +14:00. A bound that is not UTC is widened by this much, so the
 /// query still selects a superset.
@@ -194,7 +193,7 @@ impl Gateway {
         identity: &Identity,
         calid: &CalId,
     ) -> Result<Url, TranslateError> {
-        let creds = self.store_creds(identity, "use calendars")?;
+        let creds = self.user_creds(identity, "use calendars", None)?;
         Ok(self.locate(creds, calid).await?.url)
     }
 
@@ -215,7 +214,7 @@ impl Gateway {
         calid: &CalId,
         calendar: &Component,
     ) -> Result<Url, TranslateError> {
-        let creds = self.store_creds(identity, "create calendar objects")?;
+        let creds = self.user_creds(identity, "create calendar objects", None)?;
         let (kind, uid) = object_uid(calendar)?;
         let loc = self.locate(creds, calid).await?;
         let ics = calendar.to_ics();
@@ -307,7 +306,7 @@ impl Gateway {
         calid: &CalId,
         selection: &Selection,
     ) -> Result<Vec<StoredObject>, TranslateError> {
-        let creds = self.store_creds(identity, "read calendars")?;
+        let creds = self.user_creds(identity, "read calendars", None)?;
         let filter = query_filter(selection);
         let client = self.discovery().client();
         let found = match selection.entries {
@@ -382,7 +381,19 @@ impl Gateway {
         object: &StoredObject,
         change: Change<'_>,
     ) -> Result<Updated, TranslateError> {
-        let creds = self.store_creds(identity, "change calendar objects")?;
+        let creds = self.user_creds(identity, "change calendar objects", None)?;
+        self.update_with(creds, object, change).await
+    }
+
+    /// [`Gateway::update_object`] with these credentials (the session's own, or the service
+    /// account's where the caller has settled that it may act for the session, as a foreign
+    /// attendee's RSVP does).
+    pub(crate) async fn update_with(
+        &self,
+        creds: &Credentials,
+        object: &StoredObject,
+        change: Change<'_>,
+    ) -> Result<Updated, TranslateError> {
         let client = self.discovery().client();
         let mut current = if validator(object).is_some() {
             object.clone()
@@ -438,7 +449,7 @@ impl Gateway {
         identity: &Identity,
         object: &StoredObject,
     ) -> Result<(), TranslateError> {
-        let creds = self.store_creds(identity, "delete calendar objects")?;
+        let creds = self.user_creds(identity, "delete calendar objects", None)?;
         let reread;
         let current = if validator(object).is_some() {
             object
@@ -477,26 +488,15 @@ impl Gateway {
         name: &str,
         displayname: Option<&str>,
     ) -> Result<String, TranslateError> {
-        let creds = self.store_creds(identity, "create calendars")?;
-        if name.is_empty()
-            || name == "."
-            || name == ".."
-            || name.contains(['/'])
-            || name.contains(char::is_control)
-        {
+        let creds = self.user_creds(identity, "create calendars", None)?;
+        if !calid::valid_segment(name) {
             return Err(TranslateError::BadInput(format!(
                 "{name:?} cannot name a calendar (one non-empty path segment, no '/')"
             )));
         }
         let user = self.login_of(owner)?;
         let id = self.calid(&user, name);
-        let home = self.home_as_reached(&user, &id, creds).await?;
-        let url = child_collection(&home, name).map_err(|detail| {
-            TranslateError::Upstream(CaldavError::Discovery {
-                user: user.clone(),
-                detail,
-            })
-        })?;
+        let url = self.child_as_reached(&user, name, creds).await?;
         let client = self.discovery().client();
         let e = match client
             .mkcalendar(&url, displayname.unwrap_or(name), creds)
@@ -511,14 +511,14 @@ impl Gateway {
         {
             return Err(taken());
         }
-        match e.status() {
-            Some(405) if self.exists(&url, creds).await == Some(true) => Err(taken()),
-            Some(401 | 403) => Err(TranslateError::AccessDenied(format!(
-                "The calendar server does not let {} create {id} ({e})",
-                creds.user
-            ))),
-            _ => Err(e.into()),
+        if e.status() == Some(405) && self.exists(&url, creds).await == Some(true) {
+            return Err(taken());
         }
+        let denied = format!(
+            "The calendar server does not let {} create {id} ({e})",
+            creds.user
+        );
+        Err(self.refusal(e, creds, denied, None))
     }
 
     /// DELETE of a whole calendar (cap-04 §7.2.1.3 without a VQUERY): `DELETE` of the
@@ -526,16 +526,16 @@ impl Gateway {
     /// `Some`); the bare-user form, a user's default calendar, is refused
     /// ([`TranslateError::AccessDenied`]) because scheduling depends on it.
     ///
-    /// Afterwards a PROPFIND checks that it is gone: Cyrus answers 204 to a DELETE of another
-    /// user's calendar through its shared view but deletes nothing. Still there →
-    /// [`TranslateError::AccessDenied`]; 403 → [`TranslateError::AccessDenied`]; 404 →
-    /// [`TranslateError::NotFound`].
+    /// Afterwards, for another user's calendar, a PROPFIND checks that it is gone: Cyrus answers
+    /// 204 to a DELETE of another user's calendar through the caller's shared view but deletes
+    /// nothing. Still there → [`TranslateError::AccessDenied`]; 401/403 →
+    /// [`TranslateError::AccessDenied`]; 404 → [`TranslateError::NotFound`].
     pub async fn delete_calendar(
         &self,
         identity: &Identity,
         calid: &CalId,
     ) -> Result<(), TranslateError> {
-        let creds = self.store_creds(identity, "delete calendars")?;
+        let creds = self.user_creds(identity, "delete calendars", None)?;
         if calid.calendar.is_none() {
             let user = self.login_of(&calid.user)?;
             return Err(TranslateError::AccessDenied(format!(
@@ -547,24 +547,18 @@ impl Gateway {
         }
         let loc = self.locate(creds, calid).await?;
         let client = self.discovery().client();
-        match client.delete_if(&loc.url, None, creds).await {
-            Ok(()) => {}
-            Err(e) if matches!(e.status(), Some(401 | 403)) => {
-                return Err(TranslateError::AccessDenied(format!(
-                    "The calendar server does not let {} delete {} ({e})",
-                    creds.user, loc.label
-                )));
-            }
-            Err(e) if e.is_not_found() => {
-                return Err(TranslateError::NotFound(format!(
-                    "No calendar {} on this calendar store",
-                    loc.label
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        if let Err(e) = client.delete_if(&loc.url, None, creds).await {
+            let denied = format!(
+                "The calendar server does not let {} delete {} ({e})",
+                creds.user, loc.label
+            );
+            let missing = format!("No calendar {} on this calendar store", loc.label);
+            return Err(self.refusal(e, creds, denied, Some(missing)));
         }
         self.discovery().forget(&loc.user);
-        if self.exists(&loc.url, creds).await == Some(true) {
+        // Only another user's calendar is reached through Cyrus's shared view; the caller's
+        // own is deleted where it is.
+        if !loc.own && self.exists(&loc.url, creds).await == Some(true) {
             return Err(TranslateError::AccessDenied(format!(
                 "The calendar server answered the deletion of {} with success, but the calendar \
                  is still there (Cyrus ignores the deletion of another user's calendar through \
@@ -591,7 +585,7 @@ impl Gateway {
         calid: &CalId,
         new_owner: &str,
     ) -> Result<String, TranslateError> {
-        let creds = self.store_creds(identity, "move calendars")?;
+        let creds = self.user_creds(identity, "move calendars", None)?;
         let Some(name) = calid.calendar.as_deref() else {
             let user = self.login_of(&calid.user)?;
             return Err(TranslateError::AccessDenied(format!(
@@ -604,13 +598,7 @@ impl Gateway {
         let new_user = self.login_of(new_owner)?;
         let src = self.locate(creds, calid).await?;
         let new_id = self.calid(&new_user, name);
-        let home = self.home_as_reached(&new_user, &new_id, creds).await?;
-        let dest = child_collection(&home, name).map_err(|detail| {
-            TranslateError::Upstream(CaldavError::Discovery {
-                user: new_user.clone(),
-                detail,
-            })
-        })?;
+        let dest = self.child_as_reached(&new_user, name, creds).await?;
         if same_collection(&src.url, &dest) {
             return Ok(new_id);
         }
@@ -627,19 +615,6 @@ impl Gateway {
         match client.move_to(&src.url, &dest, false, creds).await {
             Ok(()) => {}
             Err(e) if e.is_precondition_failed() => return Err(taken()),
-            Err(e) if matches!(e.status(), Some(401 | 403)) => {
-                return Err(TranslateError::AccessDenied(format!(
-                    "The calendar server does not let {} move {} into {new_user}'s calendar \
-                     home ({e}); it stays where it was",
-                    creds.user, src.label
-                )));
-            }
-            Err(e) if e.is_not_found() => {
-                return Err(TranslateError::NotFound(format!(
-                    "No calendar {} on this calendar store ({e})",
-                    src.label
-                )));
-            }
             Err(e @ CaldavError::Transport { .. }) => {
                 // Cyrus's answer to a MOVE onto an existing collection is not HTTP; see
                 // whether that is what happened.
@@ -650,7 +625,15 @@ impl Gateway {
                 }
                 return Err(e.into());
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                let denied = format!(
+                    "The calendar server does not let {} move {} into {new_user}'s calendar \
+                     home ({e}); it stays where it was",
+                    creds.user, src.label
+                );
+                let missing = format!("No calendar {} on this calendar store ({e})", src.label);
+                return Err(self.refusal(e, creds, denied, Some(missing)));
+            }
         }
         self.discovery().forget(&src.user);
         self.discovery().forget(&new_user);
@@ -669,41 +652,6 @@ impl Gateway {
     }
 
     // ------------------------------------------------------------------ helpers --
-
-    /// The credentials to act with: the session's own. Anonymous and peer sessions are refused
-    /// before any request.
-    fn store_creds<'a>(
-        &self,
-        identity: &'a Identity,
-        what: &str,
-    ) -> Result<&'a Credentials, TranslateError> {
-        match identity {
-            Identity::User { creds, .. } => Ok(creds),
-            Identity::Anonymous => Err(TranslateError::AccessDenied(format!(
-                "Log in to {what}: an anonymous session may not"
-            ))),
-            Identity::Peer { id } => Err(TranslateError::AccessDenied(format!(
-                "Peer {id} may not {what}; log in as a user of {}",
-                self.domain()
-            ))),
-        }
-    }
-
-    /// The upstream login name for a CalID's user segment (or an owner): an address is mapped
-    /// with `upstream.login_template`, a bare name as `<name>@<domain>` (as CALIDEXPAND does).
-    fn login_of(&self, user: &str) -> Result<String, TranslateError> {
-        let address = if user.contains('@') {
-            user.to_owned()
-        } else {
-            format!("{user}@{}", self.domain())
-        };
-        self.discovery().login_for(&address).ok_or_else(|| {
-            TranslateError::NotFound(format!(
-                "{user} is not a user of this calendar store ({})",
-                self.domain()
-            ))
-        })
-    }
 
     /// A CalID for texts: `cap://<server_id>/<user>[/<calendar>]`.
     fn label(&self, user: &str, calendar: Option<&str>) -> String {
@@ -763,17 +711,12 @@ impl Gateway {
     /// An error of a read of `what` ("calendar cap://…"): 401/403 → access denied, 404/410 →
     /// not found, others as they are.
     fn read_error(&self, e: CaldavError, what: &str, creds: &Credentials) -> TranslateError {
-        match e.status() {
-            Some(401) => self.refused_credentials(e, creds),
-            Some(403) => TranslateError::AccessDenied(format!(
-                "The calendar server does not let {} read the {what}",
-                creds.user
-            )),
-            Some(404 | 410) => {
-                TranslateError::NotFound(format!("No {what} on this calendar store"))
-            }
-            _ => TranslateError::Upstream(e),
-        }
+        let denied = format!(
+            "The calendar server does not let {} read the {what}",
+            creds.user
+        );
+        let missing = format!("No {what} on this calendar store");
+        self.refusal(e, creds, denied, Some(missing))
     }
 
     /// `GET` of an object again (after a 412, or when it was read without validators).
@@ -824,11 +767,11 @@ fn object_uid(calendar: &Component) -> Result<(&'static str, &str), TranslateErr
     let component = calendar
         .components
         .iter()
-        .find(|c| OBJECT_TYPES.contains(&c.name.as_str()))
+        .find(|c| OBJECT_COMPONENTS.contains(&c.name.as_str()))
         .ok_or_else(|| {
             TranslateError::BadInput("The calendar holds no VEVENT, VTODO or VJOURNAL".into())
         })?;
-    let kind = OBJECT_TYPES
+    let kind = OBJECT_COMPONENTS
         .into_iter()
         .find(|t| *t == component.name)
         .unwrap_or("VEVENT");
@@ -845,7 +788,7 @@ fn has_uid(calendar: &Component, uid: &str) -> bool {
     calendar
         .components
         .iter()
-        .filter(|c| OBJECT_TYPES.contains(&c.name.as_str()))
+        .filter(|c| OBJECT_COMPONENTS.contains(&c.name.as_str()))
         .any(|c| c.value("UID").map(str::trim) == Some(uid))
 }
 
