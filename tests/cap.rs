@@ -183,7 +183,7 @@ async fn t026_senddata_itip_request() {
         "the folded line arrived whole: {}",
         stored[0].data
     );
-    let bob = eventually(|| async { objects_with_uid("bob", uid).await.into_iter().next() }).await;
+    let bob = eventually(|| find("bob", uid)).await;
     assert!(
         bob.is_some(),
         "the upstream delivered the invitation to bob"
@@ -936,7 +936,7 @@ async fn t070_create_event() {
 #[tokio::test]
 async fn t071_create_uid_in_use() {
     let (seen, vars) = replay("071-create-uid-in-use.txt").await;
-    let reply = unfold(&seen.join("\r\n"));
+    let reply = unfolded(&seen);
     assert!(
         reply.contains(&format!(
             "REQUEST-STATUS:8.5;UID {} is already in use in cap://example.com/alice\\, nothing \
@@ -1122,7 +1122,7 @@ async fn t078_create_defaults() {
         Server::Davical => assert_eq!(moment, 1),
         Server::Cyrus => {
             assert_eq!(moment, 0);
-            let reply = unfold(&seen.join("\r\n"));
+            let reply = unfolded(&seen);
             assert!(
                 reply.contains(&format!(
                     "REQUEST-STATUS:3.1;The calendar server refused the data: upstream PUT \

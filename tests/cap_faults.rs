@@ -31,7 +31,7 @@ async fn upstream_failing_half_way_is_reported_per_object() {
     let r = senddata(&mut s, &entity).await;
     assert_eq!(r[0], "2.0 h1", "{r:?}");
     assert!(proxy.is_cut(), "the second PUT killed the upstream");
-    let text = unfold(&r.join("\r\n"));
+    let text = unfolded(&r);
     let status_of = |uid: &str| -> String {
         let at = text
             .find(&format!("UID:{uid}"))

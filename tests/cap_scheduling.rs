@@ -79,11 +79,6 @@ async fn scheduling_turn() -> Option<tokio::sync::MutexGuard<'static, ()>> {
     }
 }
 
-/// The server lines, unfolded (for assertions on whole REQUEST-STATUS texts).
-fn unfolded(seen: &[String]) -> String {
-    unfold(&seen.join("\r\n"))
-}
-
 /// The calendars in `user`'s calendar home, as PROPFIND shows them to the owner: the last path
 /// segment and the displayname.
 async fn calendars(user: &str) -> Vec<(String, Option<String>)> {

@@ -88,6 +88,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
             leading_dot_on_pending: cfg.cap.leading_dot_on_pending,
             abort_code: cfg.cap.abort_code,
             max_line: cfg.limits.max_line_bytes,
+            server_id: cfg.gateway.server_id.clone(),
         },
         sasl,
     );

@@ -24,6 +24,7 @@ use std::cmp::Ordering;
 use crate::ical::component::Component;
 use crate::ical::contentline::ContentLine;
 use crate::ical::datetime::{Date, DateOrDateTime, DateTime, Duration, Zone};
+use crate::ical::scheduling::OBJECT_COMPONENTS;
 
 /// An ADD or CANCEL that cannot be applied: an RFC 2446 §3.6 REQUEST-STATUS code and a readable
 /// reason.
@@ -39,11 +40,11 @@ pub enum CancelPlan {
     Update(Component),
 }
 
-/// Components that carry instances (RFC 5546 §1.4; VFREEBUSY has none).
-const RECURRING: [&str; 3] = ["VEVENT", "VTODO", "VJOURNAL"];
-
+/// Whether `c` carries instances (RFC 5546 §1.4; VFREEBUSY has none).
 fn is_instance_component(c: &Component) -> bool {
-    RECURRING.iter().any(|n| c.name.eq_ignore_ascii_case(n))
+    OBJECT_COMPONENTS
+        .iter()
+        .any(|n| c.name.eq_ignore_ascii_case(n))
 }
 
 /// The stored object's UID, its component type and the index of its master (the component
@@ -112,7 +113,8 @@ fn parse_date(line: &ContentLine) -> Result<DateOrDateTime, ItipError> {
         .map_err(|e| ItipError::new("3.5", format!("{}:{}: {e}", line.name, line.value)))
 }
 
-/// The master's DTSTART, parsed.
+/// The master's DTSTART, parsed (3.5 naming the line when it does not parse, which
+/// [`Component::dtstart`] cannot).
 fn master_start(master: &Component) -> Result<Option<DateOrDateTime>, ItipError> {
     master.property("DTSTART").map(parse_date).transpose()
 }
@@ -325,21 +327,19 @@ fn inherit(inst: &mut Component, master: &Component) {
         inst.properties.push(d.clone());
         return;
     }
-    let (Some(Ok(start)), Some(Ok(end))) = (
-        master.property("DTSTART").map(DateOrDateTime::from_line),
-        master.property(end_name).map(DateOrDateTime::from_line),
-    ) else {
+    let end = if end_name == "DUE" {
+        master.due()
+    } else {
+        master.dtend()
+    };
+    let (Ok(Some(start)), Ok(Some(end))) = (master.dtstart(), end) else {
         return;
     };
-    let secs = match (&start, &end) {
-        (DateOrDateTime::Date(a), DateOrDateTime::Date(b)) => {
-            (b.days_since_epoch() - a.days_since_epoch()) * 86_400
-        }
-        (DateOrDateTime::DateTime(a), DateOrDateTime::DateTime(b)) if a.zone == b.zone => {
-            b.wall_seconds() - a.wall_seconds()
-        }
-        _ => return,
-    };
+    // Two DATEs, or two date-times of the same zone: no time-zone rules needed.
+    if compare(&start, &end).is_none() {
+        return;
+    }
+    let secs = end.wall_seconds() - start.wall_seconds();
     if secs >= 0 {
         inst.properties.push(ContentLine::new(
             "DURATION",
@@ -563,9 +563,7 @@ fn cancel_this_and_future(
     remove_values(master, "RDATE", &later);
     cal.components.retain(|c| {
         !(c.name.eq_ignore_ascii_case(name)
-            && c.property("RECURRENCE-ID")
-                .and_then(|l| DateOrDateTime::from_line(l).ok())
-                .is_some_and(|v| later(&v)))
+            && c.recurrence_id().ok().flatten().is_some_and(|v| later(&v)))
     });
     Ok(())
 }
@@ -692,20 +690,7 @@ pub fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn now() -> DateTime {
-        DateTime::new(2025, 6, 1, 12, 0, 0, Zone::Utc).unwrap()
-    }
-
-    fn comp(text: &str) -> Component {
-        let t = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("\r\n");
-        Component::parse(&t).unwrap()
-    }
+    use crate::ical::testing::{comp, lines, now};
 
     fn cal(events: &str) -> Component {
         comp(&format!(
@@ -731,10 +716,6 @@ mod tests {
         ORGANIZER:mailto:alice@example.com
         ATTENDEE;PARTSTAT=ACCEPTED;SCHEDULE-STATUS=2.0:mailto:bob@example.com
         END:VEVENT";
-
-    fn lines(c: &Component, name: &str) -> Vec<String> {
-        c.properties(name).map(ContentLine::to_line).collect()
-    }
 
     fn events(c: &Component) -> Vec<&Component> {
         c.components.iter().filter(|c| c.name == "VEVENT").collect()

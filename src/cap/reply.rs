@@ -287,10 +287,7 @@ pub fn response(cmdid: Option<&str>, targets: &[TargetReply]) -> Reply {
             data.extend(vcap(one));
         }
         many => {
-            let boundary = format!(
-                "calgate-{}",
-                crate::translate::freebusy::generate_uid().trim_start_matches("calgate-")
-            );
+            let boundary = crate::translate::freebusy::generate_uid();
             data.push(format!(
                 "Content-Type: multipart/mixed; boundary=\"{boundary}\""
             ));

@@ -21,8 +21,9 @@ use super::vquery::{self, MethodFilter, VQuery};
 use crate::ical::component::Component;
 use crate::ical::contentline::ContentLine;
 use crate::ical::datetime::DateTime;
-use crate::ical::scheduling::Address;
+use crate::ical::scheduling::{Address, OBJECT_COMPONENTS};
 use crate::translate::calid::CalId;
+use crate::translate::login::login_address;
 use crate::translate::store::{Entries, Selection, StoredObject};
 use crate::translate::{
     DeliveryStatus, FreeBusyOutcome, Gateway, Identity, RsvpOutcome, SendEventOutcome,
@@ -50,26 +51,64 @@ pub struct TargetReply {
 }
 
 impl TargetReply {
-    fn new(target: String) -> TargetReply {
+    /// A reply for these TARGETs with nothing in it yet.
+    pub fn of(targets: Vec<String>) -> TargetReply {
         TargetReply {
-            targets: vec![target],
+            targets,
             status: None,
             properties: Vec::new(),
             components: Vec::new(),
         }
     }
 
-    fn with_status(mut self, status: Status) -> TargetReply {
+    fn new(target: String) -> TargetReply {
+        TargetReply::of(vec![target])
+    }
+
+    /// Sets the calendar-level REQUEST-STATUS.
+    pub fn with_status(mut self, status: Status) -> TargetReply {
         self.status = Some(status);
         self
     }
 }
 
-/// Component types a calendar object can be (RFC 4791 §4.1).
-const OBJECT_TYPES: [&str; 3] = ["VEVENT", "VTODO", "VJOURNAL"];
+/// The answer to a command that needs no upstream (NOOP, GENERATEUID; cap-04 §7.2.1.4,
+/// §7.2.1.7): `None` for every other method. The session answers these without running work.
+pub fn local(payload: &Payload, server_id: &str) -> Option<Outcome> {
+    matches!(payload.method, Method::Noop | Method::GenerateUid)
+        .then(|| answer_locally(payload, server_id))
+}
 
-/// Carries out a payload whose method needs the upstream. NOOP and GENERATEUID are answered by
-/// the session without I/O; passing them here answers 2.0 all the same.
+/// NOOP's and GENERATEUID's reply: `2.0` and, for GENERATEUID, one `UID:` per id.
+fn answer_locally(payload: &Payload, server_id: &str) -> Outcome {
+    let mut reply = all_targets(payload, server_id).with_status(Status::success());
+    if payload.method == Method::GenerateUid {
+        // GW form (spec Q6): MAXRESULTS ids, default 1, at most MAX_GENERATED_UIDS.
+        let n = payload
+            .max_results
+            .unwrap_or(1)
+            .clamp(1, super::command::MAX_GENERATED_UIDS);
+        reply.properties = (0..n)
+            .map(|_| ContentLine::new("UID", &crate::translate::freebusy::generate_uid()))
+            .collect();
+    }
+    Outcome {
+        targets: vec![reply],
+    }
+}
+
+/// One reply naming every TARGET of the payload, qualified (spec §3.6).
+fn all_targets(payload: &Payload, server_id: &str) -> TargetReply {
+    TargetReply::of(
+        payload
+            .targets
+            .iter()
+            .map(|t| target::qualified(t, server_id))
+            .collect(),
+    )
+}
+
+/// Carries out a payload (those [`local`] answers too, the same way).
 ///
 /// `Err` only for an iTIP method that failed as a whole (wire: the transport status replaces
 /// `2.0`, as for REQUEST since the transport issue); every calendaring command reports per
@@ -80,11 +119,13 @@ pub async fn execute(
     payload: &Payload,
 ) -> Result<Outcome, TranslateError> {
     let now = DateTime::now_utc();
+    let prepared = Prepared::of(payload, &now);
     let exec = Exec {
         gw: gateway,
         identity,
         payload,
         now,
+        prepared,
     };
     match &payload.method {
         Method::Create => Ok(exec.per_target(Exec::create).await),
@@ -92,9 +133,7 @@ pub async fn execute(
         Method::Modify => Ok(exec.per_target(Exec::modify).await),
         Method::Delete => Ok(exec.per_target(Exec::delete).await),
         Method::Move => Ok(exec.moves().await),
-        Method::Noop | Method::GenerateUid => Ok(Outcome {
-            targets: vec![exec.all_targets().with_status(Status::success())],
-        }),
+        Method::Noop | Method::GenerateUid => Ok(answer_locally(payload, gateway.server_id())),
         Method::Itip(m) => exec.itip(m).await,
         Method::Other(m) => {
             // Per TARGET (spec §3.6: one VCAP each), like the calendaring commands.
@@ -145,6 +184,53 @@ struct Exec<'a> {
     identity: &'a Identity,
     payload: &'a Payload,
     now: DateTime,
+    prepared: Prepared<'a>,
+}
+
+/// What a payload carries, read once for all its TARGETs (so an object without a UID gets one
+/// generated UID, the same in every TARGET).
+struct Prepared<'a> {
+    /// CREATE: the objects grouped by UID.
+    objects: Vec<ObjectGroup>,
+    /// CREATE: calendar definitions (VCALENDAR with RELCALID / NAME).
+    calendars: Vec<&'a Component>,
+    /// CREATE: the VTIMEZONEs stored with every object.
+    timezones: Vec<&'a Component>,
+    /// READ and DELETE: the VQUERY (`Ok(None)`: none).
+    query: Result<Option<VQuery>, Status>,
+    /// MODIFY: the change and its optional VQUERY (read for MODIFY only).
+    change: Result<(modify::Modification, Option<VQuery>), Status>,
+}
+
+impl<'a> Prepared<'a> {
+    fn of(payload: &'a Payload, now: &DateTime) -> Prepared<'a> {
+        let mut p = Prepared {
+            objects: Vec::new(),
+            calendars: Vec::new(),
+            timezones: Vec::new(),
+            query: Ok(None),
+            change: Err(Status::new(status::INVALID_VALUE, "not a MODIFY")),
+        };
+        match payload.method {
+            Method::Create => {
+                let (objects, calendars, timezones) = creations(payload);
+                p.objects = group_by_uid(objects, now);
+                p.calendars = calendars;
+                p.timezones = timezones;
+            }
+            Method::Read | Method::Delete => p.query = one_vquery(payload),
+            Method::Modify => {
+                p.change = modify::from_payload(&payload.components)
+                    .map_err(Status::from)
+                    .and_then(|r| {
+                        let q = r.vquery.as_ref().map(query_of).transpose()?;
+                        Ok((r.change, q))
+                    });
+            }
+            _ => {}
+        }
+        p
+    }
 }
 
 type TargetFuture<'f> = std::pin::Pin<Box<dyn Future<Output = TargetReply> + Send + 'f>>;
@@ -160,17 +246,7 @@ impl<'a> Exec<'a> {
 
     /// One reply naming every TARGET (or none, when the payload has none).
     fn all_targets(&self) -> TargetReply {
-        TargetReply {
-            targets: self
-                .payload
-                .targets
-                .iter()
-                .map(|t| self.qualified(t))
-                .collect(),
-            status: None,
-            properties: Vec::new(),
-            components: Vec::new(),
-        }
+        all_targets(self.payload, self.server_id())
     }
 
     /// Runs `op` for each TARGET in order (one at a time: PIPELINE=1 and a 2-request budget per
@@ -182,19 +258,14 @@ impl<'a> Exec<'a> {
     {
         if self.payload.targets.is_empty() {
             return Outcome {
-                targets: vec![TargetReply {
-                    targets: Vec::new(),
-                    status: Some(Status::new(
-                        status::NOT_FOUND,
-                        format!(
-                            "{} needs at least one TARGET (cap://{}/<user>[/<calendar>])",
-                            self.payload.method.name(),
-                            self.server_id()
-                        ),
-                    )),
-                    properties: Vec::new(),
-                    components: Vec::new(),
-                }],
+                targets: vec![TargetReply::of(Vec::new()).with_status(Status::new(
+                    status::NOT_FOUND,
+                    format!(
+                        "{} needs at least one TARGET (cap://{}/<user>[/<calendar>])",
+                        self.payload.method.name(),
+                        self.server_id()
+                    ),
+                ))],
             };
         }
         let mut targets = Vec::new();
@@ -209,57 +280,24 @@ impl<'a> Exec<'a> {
         Outcome { targets }
     }
 
-    /// The objects and calendar definitions a CREATE carries.
-    fn creations(&self) -> (Vec<Component>, Vec<&'a Component>, Vec<&'a Component>) {
-        let mut objects: Vec<Component> = Vec::new();
-        let mut calendars = Vec::new();
-        let mut timezones = Vec::new();
-        for c in &self.payload.components {
-            match c.name.as_str() {
-                n if OBJECT_TYPES.contains(&n) => objects.push(c.clone()),
-                "VTIMEZONE" => timezones.push(c),
-                "VCALENDAR" => {
-                    let holds_objects = c
-                        .components
-                        .iter()
-                        .any(|i| OBJECT_TYPES.contains(&i.name.as_str()));
-                    if holds_objects && c.property("RELCALID").is_none() {
-                        // An iCalendar object wrapped as such: its objects are the payload.
-                        for inner in &c.components {
-                            if OBJECT_TYPES.contains(&inner.name.as_str()) {
-                                objects.push(inner.clone());
-                            } else if inner.name == "VTIMEZONE" {
-                                timezones.push(inner);
-                            }
-                        }
-                    } else {
-                        calendars.push(c);
-                    }
-                }
-                _ => {}
-            }
-        }
-        (objects, calendars, timezones)
-    }
-
     // ---- CREATE (cap-04 §7.2.1.2, §7.2.1.2.1) ----
 
     fn create(&self, shown: String, target: Target) -> TargetFuture<'_> {
         Box::pin(async move {
-            let (objects, calendars, timezones) = self.creations();
+            let p = &self.prepared;
             let mut reply = TargetReply::new(shown);
-            if objects.is_empty() && calendars.is_empty() {
+            if p.objects.is_empty() && p.calendars.is_empty() {
                 return reply.with_status(Status::new(
                     "3.11",
                     "CREATE carries nothing to create (a VEVENT, VTODO, VJOURNAL or VCALENDAR)",
                 ));
             }
-            for cal in calendars {
+            for cal in &p.calendars {
                 reply
                     .components
                     .push(self.create_calendar(&target, cal).await);
             }
-            if objects.is_empty() {
+            if p.objects.is_empty() {
                 return reply;
             }
             let calid = match &target {
@@ -273,13 +311,11 @@ impl<'a> Exec<'a> {
                     return reply;
                 }
             };
-            for group in group_by_uid(objects, &self.now) {
-                let uid = group.uid.clone();
-                let name = group.name.clone();
-                let result = match group.error {
-                    Some(e) => e,
+            for group in &p.objects {
+                let result = match &group.error {
+                    Some(e) => e.clone(),
                     None => {
-                        let calendar = self.object_calendar(group.components, &timezones);
+                        let calendar = self.object_calendar(&group.components, &p.timezones);
                         match self
                             .gw
                             .create_object(self.identity, &calid, &calendar)
@@ -290,7 +326,9 @@ impl<'a> Exec<'a> {
                         }
                     }
                 };
-                reply.components.push(object_result(&name, &uid, result));
+                reply
+                    .components
+                    .push(object_result(&group.name, &group.uid, result));
             }
             reply
         })
@@ -298,7 +336,7 @@ impl<'a> Exec<'a> {
 
     /// A VCALENDAR for one object: the payload's VTIMEZONEs, then its components, with
     /// `cap://` calendar addresses rewritten to the users' mail addresses.
-    fn object_calendar(&self, components: Vec<Component>, timezones: &[&Component]) -> Component {
+    fn object_calendar(&self, components: &[Component], timezones: &[&Component]) -> Component {
         let mut cal = Component::new("VCALENDAR");
         cal.properties.push(ContentLine::new("VERSION", "2.0"));
         cal.properties.push(ContentLine::new(
@@ -308,7 +346,8 @@ impl<'a> Exec<'a> {
         for tz in timezones {
             cal.components.push((*tz).clone());
         }
-        for mut c in components {
+        for c in components {
+            let mut c = c.clone();
             // cap-04's client tables list a METHOD "placeholder" inside the object; an
             // iCalendar object carries no METHOD.
             c.remove_properties("METHOD");
@@ -327,19 +366,11 @@ impl<'a> Exec<'a> {
                 continue;
             }
             let v = line.value.trim();
-            let is_cap =
-                v.len() > 6 && v.is_char_boundary(6) && v[..6].eq_ignore_ascii_case("cap://")
-                    || v.starts_with("://");
-            if !is_cap {
+            if !crate::translate::calid::is_absolute(v) {
                 continue;
             }
             if let Ok(Target::Calendar(calid)) = target::parse(v, self.server_id()) {
-                let address = if calid.user.contains('@') {
-                    calid.user.clone()
-                } else {
-                    format!("{}@{}", calid.user, self.gw.domain())
-                };
-                line.value = format!("mailto:{address}");
+                line.value = format!("mailto:{}", login_address(&calid.user, self.gw.domain()));
             }
         }
         for sub in c.components.iter_mut() {
@@ -422,22 +453,7 @@ impl<'a> Exec<'a> {
         };
         let (rel_owner, name) = match relcalid {
             None => (None, format!("cal-{}", short_id())),
-            Some(r) => match target::parse(r, self.server_id()) {
-                Ok(Target::Calendar(CalId {
-                    user,
-                    calendar: Some(name),
-                })) => (Some(user), name),
-                Ok(Target::Calendar(CalId {
-                    user,
-                    calendar: None,
-                })) => (None, user),
-                Ok(Target::Store) | Err(_) => {
-                    return Err(Status::new(
-                        status::INVALID_VALUE,
-                        format!("RELCALID {r} is not a calendar name (<name> or <user>/<name>)"),
-                    ));
-                }
-            },
+            Some(r) => self.relcalid(r)?,
         };
         let owner = match (home_owner, rel_owner) {
             (Some(h), Some(r)) if !same_user(&h, &r, self.gw.domain()) => {
@@ -453,20 +469,41 @@ impl<'a> Exec<'a> {
         Ok((owner, name))
     }
 
+    /// A RELCALID (cap-04 §7.2.1.2.1, §7.2.1.6): `<user>/<name>` gives the owner and the
+    /// calendar name; a bare `<name>` only the name (the owner comes from the TARGET, else the
+    /// caller).
+    fn relcalid(&self, r: &str) -> Result<(Option<String>, String), Status> {
+        match target::parse(r, self.server_id()) {
+            Ok(Target::Calendar(CalId {
+                user,
+                calendar: Some(name),
+            })) => Ok((Some(user), name)),
+            Ok(Target::Calendar(CalId {
+                user,
+                calendar: None,
+            })) => Ok((None, user)),
+            Ok(Target::Store) | Err(_) => Err(Status::new(
+                status::INVALID_VALUE,
+                format!("RELCALID {r} is not a calendar name (<name> or <user>/<name>)"),
+            )),
+        }
+    }
+
     // ---- READ (cap-04 §7.2.1.8) ----
 
     fn read(&self, shown: String, target: Target) -> TargetFuture<'_> {
         Box::pin(async move {
             let reply = TargetReply::new(shown);
-            let q = match self.required_vquery() {
-                Ok(q) => q,
-                Err(s) => return reply.with_status(s),
+            let q = match &self.prepared.query {
+                Ok(Some(q)) => q,
+                Ok(None) => return reply.with_status(self.vquery_missing()),
+                Err(s) => return reply.with_status(s.clone()),
             };
             let calid = match self.calendar_target(&target, "READ") {
                 Ok(c) => c,
                 Err(s) => return reply.with_status(s),
             };
-            match self.matching(&calid, &q).await {
+            match self.matching(&calid, q).await {
                 Err(e) => reply.with_status(status::of_error(&e, Subject::Object)),
                 Ok(found) => {
                     let mut results: Vec<Component> = found
@@ -516,35 +553,15 @@ impl<'a> Exec<'a> {
         })
     }
 
-    /// The payload's one VQUERY, which the command needs.
-    fn required_vquery(&self) -> Result<VQuery, Status> {
-        self.one_vquery()?.ok_or_else(|| {
-            Status::new(
-                "3.11",
-                format!(
-                    "{} needs a VQUERY (BEGIN:VQUERY / QUERY:SELECT ... FROM ... WHERE ... / END:VQUERY)",
-                    self.payload.method.name()
-                ),
-            )
-        })
-    }
-
-    /// The payload's VQUERY, `None` when it has none.
-    fn one_vquery(&self) -> Result<Option<VQuery>, Status> {
-        let queries: Vec<&Component> = self
-            .payload
-            .components
-            .iter()
-            .filter(|c| c.name == "VQUERY")
-            .collect();
-        match queries.as_slice() {
-            [] => Ok(None),
-            [one] => query_of(one).map(Some),
-            _ => Err(Status::new(
-                "3.4",
-                "One VQUERY per command, please (send the others in their own SENDDATA)",
-            )),
-        }
+    /// The status for a READ without a VQUERY.
+    fn vquery_missing(&self) -> Status {
+        Status::new(
+            "3.11",
+            format!(
+                "{} needs a VQUERY (BEGIN:VQUERY / QUERY:SELECT ... FROM ... WHERE ... / END:VQUERY)",
+                self.payload.method.name()
+            ),
+        )
     }
 
     /// The calendar a TARGET names, for commands on objects.
@@ -570,7 +587,7 @@ impl<'a> Exec<'a> {
     ) -> Result<Vec<(StoredObject, Vec<Component>)>, TranslateError> {
         let push = q.query.pushdown();
         let component = match q.query.from.as_slice() {
-            [one] if OBJECT_TYPES.contains(&one.as_str()) => Some(one.clone()),
+            [one] if OBJECT_COMPONENTS.contains(&one.as_str()) => Some(one.clone()),
             _ => None,
         };
         let sources: &[Entries] = match push.entries {
@@ -611,23 +628,15 @@ impl<'a> Exec<'a> {
     fn modify(&self, shown: String, target: Target) -> TargetFuture<'_> {
         Box::pin(async move {
             let mut reply = TargetReply::new(shown);
-            let request = match modify::from_payload(&self.payload.components) {
-                Ok(r) => r,
-                Err(e) => return reply.with_status(e.into()),
-            };
-            let query = match &request.vquery {
-                Some(v) => match query_of(v) {
-                    Ok(q) => Some(q),
-                    Err(s) => return reply.with_status(s),
-                },
-                None => None,
+            let (change, query) = match &self.prepared.change {
+                Ok((change, query)) => (change, query),
+                Err(s) => return reply.with_status(s.clone()),
             };
             let calid = match self.calendar_target(&target, "MODIFY") {
                 Ok(c) => c,
                 Err(s) => return reply.with_status(s),
             };
-            let change = &request.change;
-            let candidates = match &query {
+            let candidates = match query {
                 // OLD is a precondition with a VQUERY too (cap::modify): an object the query
                 // selects but OLD does not match is not a candidate.
                 Some(q) => self.matching(&calid, q).await.map(|v| {
@@ -662,14 +671,11 @@ impl<'a> Exec<'a> {
                 Err(e) => return reply.with_status(status::of_error(&e, Subject::Object)),
             };
             if candidates.is_empty() {
-                return reply.with_status(Status::new(
-                    status::SUCCESS,
-                    "Success (no object matched: nothing was changed)",
-                ));
+                return reply.with_status(none_matched("changed"));
             }
             let now = self.now.clone();
             let select = |c: &Component| -> bool {
-                match &query {
+                match query {
                     Some(q) => q.query.matches(c, "CREATE"),
                     None => change.matches(c),
                 }
@@ -695,13 +701,7 @@ impl<'a> Exec<'a> {
                 };
                 reply.components.push(object_result(&name, &uid, result));
             }
-            reply.status = Some(Status::new(
-                status::SUCCESS,
-                format!(
-                    "Success ({changed} of {} matching objects changed)",
-                    candidates.len()
-                ),
-            ));
+            reply.status = Some(tally(changed, candidates.len(), "changed"));
             reply
         })
     }
@@ -711,18 +711,18 @@ impl<'a> Exec<'a> {
     fn delete(&self, shown: String, target: Target) -> TargetFuture<'_> {
         Box::pin(async move {
             let mut reply = TargetReply::new(shown);
-            let q = match self.one_vquery() {
+            let q = match &self.prepared.query {
                 Ok(q) => q,
-                Err(s) => return reply.with_status(s),
+                Err(s) => return reply.with_status(s.clone()),
             };
-            let calid = match (&target, &q) {
-                (Target::Store, _) => {
+            let calid = match &target {
+                Target::Store => {
                     return reply.with_status(Status::new(
                         status::NO_AUTHORITY,
                         "The calendar store itself cannot be deleted",
                     ));
                 }
-                (Target::Calendar(c), _) => c.clone(),
+                Target::Calendar(c) => c.clone(),
             };
             let Some(q) = q else {
                 let status = match self.gw.delete_calendar(self.identity, &calid).await {
@@ -731,15 +731,12 @@ impl<'a> Exec<'a> {
                 };
                 return reply.with_status(status);
             };
-            let found = match self.matching(&calid, &q).await {
+            let found = match self.matching(&calid, q).await {
                 Ok(f) => f,
                 Err(e) => return reply.with_status(status::of_error(&e, Subject::Object)),
             };
             if found.is_empty() {
-                return reply.with_status(Status::new(
-                    status::SUCCESS,
-                    "Success (no object matched: nothing was deleted)",
-                ));
+                return reply.with_status(none_matched("deleted"));
             }
             let mut deleted = 0;
             for (object, comps) in &found {
@@ -777,13 +774,7 @@ impl<'a> Exec<'a> {
                 }
                 reply.components.push(line);
             }
-            reply.status = Some(Status::new(
-                status::SUCCESS,
-                format!(
-                    "Success ({deleted} of {} matching objects deleted)",
-                    found.len()
-                ),
-            ));
+            reply.status = Some(tally(deleted, found.len(), "deleted"));
             reply
         })
     }
@@ -885,42 +876,7 @@ impl<'a> Exec<'a> {
                 None => Status::new("3.11", "RELCALID names the calendar to move"),
                 Some(r) => {
                     result.properties.push(ContentLine::new("RELCALID", r));
-                    // As in CREATE, a bare RELCALID names one of the caller's calendars.
-                    let parsed = match (target::parse(r, self.server_id()), self.identity) {
-                        (
-                            Ok(Target::Calendar(CalId {
-                                user: name,
-                                calendar: None,
-                            })),
-                            Identity::User { creds, .. },
-                        ) if !r.contains('/') => Ok(Target::Calendar(CalId {
-                            user: creds.user.clone(),
-                            calendar: Some(name),
-                        })),
-                        (other, _) => other,
-                    };
-                    match parsed {
-                        Ok(Target::Calendar(calid)) if calid.calendar.is_some() => {
-                            match self
-                                .gw
-                                .move_calendar(self.identity, &calid, &new_owner)
-                                .await
-                            {
-                                Ok(new_calid) => {
-                                    result
-                                        .properties
-                                        .push(ContentLine::new("CALID", &new_calid));
-                                    Status::success()
-                                }
-                                Err(e) => status::of_error(&e, Subject::Calendar),
-                            }
-                        }
-                        Ok(_) => Status::new(
-                            status::INVALID_VALUE,
-                            format!("RELCALID {r} does not name one calendar (<user>/<name>)"),
-                        ),
-                        Err(e) => target_status(&e),
-                    }
+                    self.move_one(r, &new_owner, &mut result).await
                 }
             };
             result.properties.push(status.to_line());
@@ -928,6 +884,37 @@ impl<'a> Exec<'a> {
         }
         Outcome {
             targets: vec![reply],
+        }
+    }
+
+    /// Moves the calendar `relcalid` names (a bare name: one of the caller's) into
+    /// `new_owner`'s home; the new CALID goes into `result`.
+    async fn move_one(&self, relcalid: &str, new_owner: &str, result: &mut Component) -> Status {
+        let (owner, name) = match self.relcalid(relcalid) {
+            Ok(parts) => parts,
+            Err(s) => return s,
+        };
+        let owner = match (owner, self.identity) {
+            (Some(o), _) => o,
+            (None, Identity::User { creds, .. }) => creds.user.clone(),
+            (None, _) => return Status::new(status::NO_AUTHORITY, "Log in to move calendars"),
+        };
+        let calid = CalId {
+            user: owner,
+            calendar: Some(name),
+        };
+        match self
+            .gw
+            .move_calendar(self.identity, &calid, new_owner)
+            .await
+        {
+            Ok(new_calid) => {
+                result
+                    .properties
+                    .push(ContentLine::new("CALID", &new_calid));
+                Status::success()
+            }
+            Err(e) => status::of_error(&e, Subject::Calendar),
         }
     }
 
@@ -1009,7 +996,7 @@ impl<'a> Exec<'a> {
                     vec![c.clone()]
                 }
             })
-            .filter(|c| OBJECT_TYPES.contains(&c.name.as_str()))
+            .filter(|c| OBJECT_COMPONENTS.contains(&c.name.as_str()))
             .map(|mut c| {
                 self.rewrite_addresses(&mut c);
                 c
@@ -1055,11 +1042,9 @@ impl<'a> Exec<'a> {
             .find_objects(self.identity, &own, &selection)
             .await?
             .into_iter()
-            // The upstream's UID search is a substring match (RFC 4791 §9.7.5).
-            .find(|o| {
-                components_of(&o.calendar, std::slice::from_ref(&first.name))
-                    .any(|c| c.value("UID").map(str::trim) == Some(uid.as_str()))
-            })
+            // Exact UIDs only: `caldav::CaldavClient::calendar_query` filters the substring
+            // matches of RFC 4791 §9.7.5.
+            .next()
             .ok_or_else(|| {
                 TranslateError::NotFound(format!(
                     "No event with UID {uid} in {address}'s calendar; {method} changes an event \
@@ -1100,6 +1085,72 @@ impl<'a> Exec<'a> {
     }
 }
 
+/// The objects and calendar definitions a CREATE carries.
+fn creations(payload: &Payload) -> (Vec<Component>, Vec<&Component>, Vec<&Component>) {
+    let mut objects: Vec<Component> = Vec::new();
+    let mut calendars = Vec::new();
+    let mut timezones = Vec::new();
+    for c in &payload.components {
+        match c.name.as_str() {
+            n if OBJECT_COMPONENTS.contains(&n) => objects.push(c.clone()),
+            "VTIMEZONE" => timezones.push(c),
+            "VCALENDAR" => {
+                let holds_objects = c
+                    .components
+                    .iter()
+                    .any(|i| OBJECT_COMPONENTS.contains(&i.name.as_str()));
+                if holds_objects && c.property("RELCALID").is_none() {
+                    // An iCalendar object wrapped as such: its objects are the payload.
+                    for inner in &c.components {
+                        if OBJECT_COMPONENTS.contains(&inner.name.as_str()) {
+                            objects.push(inner.clone());
+                        } else if inner.name == "VTIMEZONE" {
+                            timezones.push(inner);
+                        }
+                    }
+                } else {
+                    calendars.push(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    (objects, calendars, timezones)
+}
+
+/// The payload's VQUERY, `None` when it has none.
+fn one_vquery(payload: &Payload) -> Result<Option<VQuery>, Status> {
+    let queries: Vec<&Component> = payload
+        .components
+        .iter()
+        .filter(|c| c.name == "VQUERY")
+        .collect();
+    match queries.as_slice() {
+        [] => Ok(None),
+        [one] => query_of(one).map(Some),
+        _ => Err(Status::new(
+            "3.4",
+            "One VQUERY per command, please (send the others in their own SENDDATA)",
+        )),
+    }
+}
+
+/// `2.0` when a query or OLD values selected nothing.
+fn none_matched(verb: &str) -> Status {
+    Status::new(
+        status::SUCCESS,
+        format!("Success (no object matched: nothing was {verb})"),
+    )
+}
+
+/// `2.0` with how many of the selected objects were changed or deleted.
+fn tally(done: usize, of: usize, verb: &str) -> Status {
+    Status::new(
+        status::SUCCESS,
+        format!("Success ({done} of {of} matching objects {verb})"),
+    )
+}
+
 /// The components of the given types in a stored VCALENDAR.
 fn components_of<'c>(
     calendar: &'c Component,
@@ -1117,7 +1168,7 @@ fn stored_organizer(calendar: &Component) -> Option<Address> {
         calendar
             .components
             .iter()
-            .filter(|c| OBJECT_TYPES.contains(&c.name.as_str()))
+            .filter(|c| OBJECT_COMPONENTS.contains(&c.name.as_str()))
     };
     instances()
         .find(|c| c.property("RECURRENCE-ID").is_none())
@@ -1151,7 +1202,7 @@ fn identify(calendar: &Component, preferred: &str) -> (String, String) {
             calendar
                 .components
                 .iter()
-                .find(|c| OBJECT_TYPES.contains(&c.name.as_str()))
+                .find(|c| OBJECT_COMPONENTS.contains(&c.name.as_str()))
         });
     (
         c.map(|c| c.name.clone())
@@ -1163,14 +1214,7 @@ fn identify(calendar: &Component, preferred: &str) -> (String, String) {
 }
 
 fn query_of(vquery: &Component) -> Result<VQuery, Status> {
-    let q = vquery::from_component(vquery).map_err(Status::from)?;
-    if q.expand {
-        return Err(Status::new(
-            status::UNSUPPORTED,
-            "EXPAND:TRUE (recurrence expansion) is not supported; send EXPAND:FALSE",
-        ));
-    }
-    Ok(q)
+    vquery::from_component(vquery).map_err(Status::from)
 }
 
 fn target_status(e: &TargetError) -> Status {
@@ -1235,14 +1279,7 @@ fn group_by_uid(objects: Vec<Component>, now: &DateTime) -> Vec<ObjectGroup> {
 }
 
 fn same_user(a: &str, b: &str, domain: &str) -> bool {
-    let full = |u: &str| {
-        if u.contains('@') {
-            u.to_ascii_lowercase()
-        } else {
-            format!("{}@{}", u.to_ascii_lowercase(), domain.to_ascii_lowercase())
-        }
-    };
-    full(a) == full(b)
+    login_address(a, domain).eq_ignore_ascii_case(&login_address(b, domain))
 }
 
 /// A short random id for generated calendar names.

@@ -23,14 +23,13 @@
 
 use super::capability::{self, CapabilityContext};
 use super::command::{self, Command, LineError, Tagged};
-use super::payload::{self, Method, Payload};
+use super::payload::{self, Payload};
 use super::reply::{self, Reply, code};
 use super::sasl::{Captured, Exchange, Mechanism, Sasl, Step};
-use super::senddata::{Outcome, TargetReply};
+use super::senddata::{self, Outcome, TargetReply};
 use super::status::Status;
 use crate::config::{AbortCode, PendingCode, ResponseFraming};
 use crate::framing::Frame;
-use crate::ical::contentline::ContentLine;
 use crate::secret::Secret;
 use crate::translate::{Expansion, Identity, LoginError, TranslateError};
 use std::time::Duration;
@@ -62,6 +61,8 @@ pub struct SessionConfig {
     pub abort_code: AbortCode,
     /// The command-line limit, for the error text.
     pub max_line: usize,
+    /// `gateway.server_id`, the CSID TARGETs are qualified with in replies.
+    pub server_id: String,
 }
 
 /// The most ids one expansion returns (advertised as MAXCALIDEXPANDLIST / MAXUPNEXPANDLIST).
@@ -734,30 +735,16 @@ impl Session {
                 };
                 return self.send(reply::response(
                     None,
-                    &[TargetReply {
-                        targets: Vec::new(),
-                        status: Some(Status::new(code, format!("{e} (nothing was done)"))),
-                        properties: Vec::new(),
-                        components: Vec::new(),
-                    }],
+                    &[TargetReply::of(Vec::new())
+                        .with_status(Status::new(code, format!("{e} (nothing was done)")))],
                 ));
             }
         };
         tracing::info!(method = payload.method.name(), cmdid = ?payload.cmdid, "CAP SENDDATA");
         let identity = self.identity.clone().unwrap_or(Identity::Anonymous);
-        match &payload.method {
-            Method::Noop => self.send(local_response(&payload, Vec::new())),
-            Method::GenerateUid => {
-                let n = payload
-                    .max_results
-                    .unwrap_or(1)
-                    .clamp(1, command::MAX_GENERATED_UIDS);
-                let uids = (0..n)
-                    .map(|_| ContentLine::new("UID", &crate::translate::freebusy::generate_uid()))
-                    .collect();
-                self.send(local_response(&payload, uids))
-            }
-            _ => {
+        match senddata::local(&payload, &self.config.server_id) {
+            Some(outcome) => self.send(reply::response(payload.cmdid.as_deref(), &outcome.targets)),
+            None => {
                 self.state = State::ReceiveWait(Pending {
                     tag: self.tag.clone(),
                     cmdid: payload.cmdid.clone(),
@@ -892,20 +879,6 @@ fn no_such_command(cmdid: Option<&str>) -> Reply {
     Reply::new(code::NOT_FOUND_OR_IDLE)
         .arg(cmdid)
         .text("No command with that id is in progress")
-}
-
-/// The reply to a command answered without the upstream (NOOP, GENERATEUID): `2.0` and one
-/// VCAP naming the TARGETs as written, with `REQUEST-STATUS:2.0` and `properties`.
-fn local_response(payload: &Payload, properties: Vec<ContentLine>) -> Reply {
-    reply::response(
-        payload.cmdid.as_deref(),
-        &[TargetReply {
-            targets: payload.targets.clone(),
-            status: Some(Status::success()),
-            properties,
-            components: Vec::new(),
-        }],
-    )
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ use nom::{IResult, Parser};
 use crate::ical::component::Component;
 use crate::ical::contentline::{ContentLine, shorten, unescape_text};
 use crate::ical::datetime::{DateOrDateTime, DateTime, Duration};
-use crate::ical::scheduling::calendar_address;
+use crate::ical::scheduling::address_key;
 
 /// Longest QUERY text accepted, in octets (spec §3.4 GW limit; beyond: 3.14).
 pub const MAX_QUERY_OCTETS: usize = 8 * 1024;
@@ -145,9 +145,6 @@ pub struct VQuery {
     pub max_results: Option<usize>,
     /// `MAXSIZE` (or -02 `MAXRESULTSSIZE`): the largest reply in octets, as sent.
     pub max_size: Option<usize>,
-    /// `EXPAND`. Always `false` from [`from_component`], which refuses `EXPAND:TRUE` (3.14):
-    /// calgate does not expand recurrences.
-    pub expand: bool,
 }
 
 /// An SQL-MIN query (cap-04 §5.1): `SELECT <cols|*> FROM <COMP>[,<COMP>...] [WHERE <cond>]`.
@@ -250,7 +247,8 @@ pub enum MethodFilter {
 
 impl MethodFilter {
     /// Whether an entry with this METHOD pseudo-column value (spec §3.3) is admitted.
-    pub fn admits(self, method: &str) -> bool {
+    #[cfg(test)]
+    fn admits(self, method: &str) -> bool {
         let booked = method.trim().eq_ignore_ascii_case("CREATE");
         match self {
             MethodFilter::Booked => booked,
@@ -318,9 +316,11 @@ pub fn from_component(vquery: &Component) -> Result<VQuery, QueryError> {
             ));
         }
     };
-    let expand = match vquery.value("EXPAND").map(str::trim) {
-        None => false,
-        Some(v) if v.eq_ignore_ascii_case("FALSE") => false,
+    // `EXPAND` (-03+): calgate does not expand recurrences, so only FALSE (the default) is
+    // accepted.
+    match vquery.value("EXPAND").map(str::trim) {
+        None => {}
+        Some(v) if v.eq_ignore_ascii_case("FALSE") => {}
         Some(v) if v.eq_ignore_ascii_case("TRUE") => {
             return Err(QueryError::new(
                 "3.14",
@@ -361,7 +361,6 @@ pub fn from_component(vquery: &Component) -> Result<VQuery, QueryError> {
         name,
         max_results,
         max_size,
-        expand,
     })
 }
 
@@ -717,33 +716,21 @@ impl SqlParser {
         })
     }
 
-    fn columns(&mut self) -> Result<Columns, QueryError> {
+    /// A comma-separated list, optionally in parentheses (`what` names it in the error for a
+    /// missing `)`). `item` reads one entry and says whether it ends the list (a name glued to
+    /// the next keyword, see [`SqlParser::split_suffix`]).
+    fn list<T>(
+        &mut self,
+        what: &str,
+        mut item: impl FnMut(&mut Self) -> Result<(T, bool), QueryError>,
+    ) -> Result<Vec<T>, QueryError> {
         let open = self.pos();
         let paren = self.eat(&Tok::LParen);
-        let mut all = false;
-        let mut names = Vec::new();
+        let mut items = Vec::new();
         loop {
-            let at = self.found();
-            match self.bump() {
-                Some(Token { tok: Tok::Star, .. }) => all = true,
-                Some(Token {
-                    tok: Tok::Word(w),
-                    pos,
-                }) => {
-                    if let Some(col) = self.split_suffix(&w, pos, "FROM", is_known_column) {
-                        names.push(col.to_ascii_uppercase());
-                        break;
-                    }
-                    names.push(column_name(&w, pos)?);
-                }
-                _ => {
-                    return Err(QueryError::new(
-                        "3.0",
-                        format!("expected a column name or *, found {at}"),
-                    ));
-                }
-            }
-            if !self.eat(&Tok::Comma) {
+            let (v, last) = item(self)?;
+            items.push(v);
+            if last || !self.eat(&Tok::Comma) {
                 break;
             }
         }
@@ -751,65 +738,69 @@ impl SqlParser {
             return Err(QueryError::new(
                 "3.1",
                 format!(
-                    "missing ')' for the '(' at offset {open} around the column list, found {}",
+                    "missing ')' for the '(' at offset {open} around the {what}, found {}",
                     self.found()
                 ),
             ));
         }
-        Ok(if all {
+        Ok(items)
+    }
+
+    fn columns(&mut self) -> Result<Columns, QueryError> {
+        // `None` for `*`.
+        let items = self.list("column list", |p| {
+            let at = p.found();
+            match p.bump() {
+                Some(Token { tok: Tok::Star, .. }) => Ok((None, false)),
+                Some(Token {
+                    tok: Tok::Word(w),
+                    pos,
+                }) => {
+                    if let Some(col) = p.split_suffix(&w, pos, "FROM", is_known_column) {
+                        return Ok((Some(col.to_ascii_uppercase()), true));
+                    }
+                    Ok((Some(column_name(&w, pos)?), false))
+                }
+                _ => Err(QueryError::new(
+                    "3.0",
+                    format!("expected a column name or *, found {at}"),
+                )),
+            }
+        })?;
+        Ok(if items.iter().any(Option::is_none) {
             Columns::All
         } else {
-            Columns::Named(names)
+            Columns::Named(items.into_iter().flatten().collect())
         })
     }
 
     fn components(&mut self) -> Result<Vec<String>, QueryError> {
-        let open = self.pos();
-        let paren = self.eat(&Tok::LParen);
-        let mut comps = Vec::new();
-        loop {
-            let at = self.found();
-            match self.bump() {
-                Some(Token {
-                    tok: Tok::Word(w),
-                    pos,
-                }) => {
-                    if let Some(c) = self.split_suffix(&w, pos, "WHERE", is_known_component) {
-                        comps.push(c.to_ascii_uppercase());
-                        break;
-                    }
-                    if !is_known_component(&w) && !is_x_name(&w) {
-                        return Err(QueryError::new(
-                            "3.12",
-                            format!(
-                                "unknown component {:?} at offset {pos} in FROM (expected VEVENT, VTODO, VJOURNAL, VFREEBUSY, VALARM, VTIMEZONE, VCAR or an X- name)",
-                                shorten(&w)
-                            ),
-                        ));
-                    }
-                    comps.push(w.to_ascii_uppercase());
-                }
-                _ => {
-                    return Err(QueryError::new(
-                        "3.1",
-                        format!("expected a component name after FROM, found {at}"),
-                    ));
-                }
+        self.list("FROM list", |p| {
+            let at = p.found();
+            let Some(Token {
+                tok: Tok::Word(w),
+                pos,
+            }) = p.bump()
+            else {
+                return Err(QueryError::new(
+                    "3.1",
+                    format!("expected a component name after FROM, found {at}"),
+                ));
+            };
+            if let Some(c) = p.split_suffix(&w, pos, "WHERE", is_known_component) {
+                return Ok((c.to_ascii_uppercase(), true));
             }
-            if !self.eat(&Tok::Comma) {
-                break;
+            if !is_known_component(&w) && !is_x_name(&w) {
+                return Err(QueryError::new(
+                    "3.12",
+                    format!(
+                        "unknown component {:?} at offset {pos} in FROM (expected VEVENT, VTODO, VJOURNAL, VFREEBUSY, VALARM, VTIMEZONE, VCAR or an X- name)",
+                        shorten(&w)
+                    ),
+                ));
             }
-        }
-        if paren && !self.eat(&Tok::RParen) {
-            return Err(QueryError::new(
-                "3.1",
-                format!(
-                    "missing ')' for the '(' at offset {open} around the FROM list, found {}",
-                    self.found()
-                ),
-            ));
-        }
-        Ok(comps)
+            Ok((w.to_ascii_uppercase(), false))
+        })
     }
 
     fn or_expr(&mut self, depth: usize) -> Result<Condition, QueryError> {
@@ -1074,14 +1065,7 @@ fn is_multi_valued(property: &str) -> bool {
 /// Seconds since the epoch of a DATE or DATE-TIME; floating and TZID times are taken as UTC
 /// (no time-zone database), a DATE as midnight UTC.
 fn instant(value: &str, tzid: Option<&str>) -> Option<i64> {
-    Some(dod_seconds(&DateOrDateTime::parse(value, tzid).ok()?))
-}
-
-fn dod_seconds(v: &DateOrDateTime) -> i64 {
-    match v {
-        DateOrDateTime::Date(d) => d.days_since_epoch() * 86_400,
-        DateOrDateTime::DateTime(dt) => dt.wall_seconds(),
-    }
+    Some(DateOrDateTime::parse(value, tzid).ok()?.wall_seconds())
 }
 
 fn duration_secs(value: &str) -> Option<i64> {
@@ -1234,21 +1218,11 @@ fn instances<'a>(column: &'a str, comp: &'a Component, method: &'a str) -> (Kind
 /// DURATION, DTSTART + 1 day for a DATE, DTSTART).
 fn effective_end(c: &Component) -> Option<i64> {
     if c.name == "VTODO"
-        && let Some(due) = c.property("DUE")
+        && let Some(due) = c.due().transpose()
     {
-        return DateOrDateTime::from_line(due).ok().map(|d| dod_seconds(&d));
+        return due.ok().map(|d| d.wall_seconds());
     }
-    c.effective_end().ok().flatten().map(|d| dod_seconds(&d))
-}
-
-fn address_key(s: &str) -> String {
-    let a = calendar_address(s);
-    let a = if a.is_empty() {
-        s.trim().to_string()
-    } else {
-        a
-    };
-    a.to_ascii_lowercase()
+    c.effective_end().ok().flatten().map(|d| d.wall_seconds())
 }
 
 /// Compare one value of a column with the query value; `None` when they are incomparable
@@ -1296,7 +1270,7 @@ impl Op {
     }
 
     /// The operator as written in SQL-MIN (cap-04 §5.1).
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Op::Eq => "=",
             Op::Ne => "!=",
@@ -1311,7 +1285,7 @@ impl Op {
 impl Condition {
     /// Evaluate on one component (cap-04 §5.1, spec §3.4; the rules are in [`Query::matches`],
     /// which also checks FROM).
-    pub fn matches(&self, component: &Component, method: &str) -> bool {
+    fn matches(&self, component: &Component, method: &str) -> bool {
         match self {
             Condition::And(a, b) => a.matches(component, method) && b.matches(component, method),
             Condition::Or(a, b) => a.matches(component, method) || b.matches(component, method),
@@ -1987,7 +1961,13 @@ mod tests {
         assert_eq!(vq.name.as_deref(), Some("today"));
         assert_eq!(vq.max_results, Some(10));
         assert_eq!(vq.max_size, Some(4096));
-        assert!(!vq.expand);
+        assert!(
+            from_component(&comp(
+                "BEGIN:VQUERY\nEXPAND:TRUE\nQUERY:SELECT UID FROM VEVENT\nEND:VQUERY\n"
+            ))
+            .is_err_and(|e| e.code == "3.14"),
+            "EXPAND:TRUE is refused, so no VQuery ever asks for expansion"
+        );
         assert_eq!(vq.query.pushdown().uid.as_deref(), Some("abcd12345"));
 
         let vq = from_component(&comp(

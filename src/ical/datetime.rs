@@ -662,6 +662,15 @@ impl DateOrDateTime {
         }
     }
 
+    /// Seconds since 1970-01-01T00:00:00 of the wall-clock fields, whatever the zone (see
+    /// [`DateTime::wall_seconds`]); a DATE counts from its midnight.
+    pub fn wall_seconds(&self) -> i64 {
+        match self {
+            DateOrDateTime::Date(d) => d.days_since_epoch() * SECS_PER_DAY,
+            DateOrDateTime::DateTime(dt) => dt.wall_seconds(),
+        }
+    }
+
     /// The date-time, or midnight (floating) of the date.
     pub fn to_date_time(&self) -> DateTime {
         match self {
@@ -838,6 +847,19 @@ mod tests {
 
     fn utc(s: &str) -> DateTime {
         DateTime::parse_strict(s, None).unwrap()
+    }
+
+    #[test]
+    fn date_or_date_time_wall_seconds() {
+        let w = |v: &str, tzid| DateOrDateTime::parse(v, tzid).unwrap().wall_seconds();
+        assert_eq!(w("19700102", None), SECS_PER_DAY);
+        assert_eq!(w("19691231", None), -SECS_PER_DAY);
+        assert_eq!(w("19700102T000001Z", None), SECS_PER_DAY + 1);
+        assert_eq!(
+            w("19700102T000001", Some("Europe/Berlin")),
+            SECS_PER_DAY + 1
+        );
+        assert_eq!(w("20240101", None), w("20240101T000000", None));
     }
 
     #[test]

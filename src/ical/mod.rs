@@ -34,6 +34,9 @@ pub mod datetime;
 pub mod scheduling;
 pub mod vcal10;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub use component::{Component, ComponentError, parse_components};
 pub use contentline::{
     ContentLine, ContentLineError, Param, escape_text, fold, unescape_text, unfold,

@@ -147,6 +147,11 @@ pub fn unfold(text: &str) -> String {
         .replace("\n\t", "")
 }
 
+/// Server lines as one unfolded text (a folded REQUEST-STATUS read whole).
+pub fn unfolded(lines: &[String]) -> String {
+    unfold(&lines.join("\r\n"))
+}
+
 /// A VEVENT with the given organizer and attendees (addresses without `mailto:`), one hour long
 /// at `start` (UTC `YYYYMMDDTHHMMSSZ`).
 pub fn event(

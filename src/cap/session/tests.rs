@@ -29,6 +29,7 @@ fn config() -> SessionConfig {
         leading_dot_on_pending: false,
         abort_code: AbortCode::Ok,
         max_line: 1000,
+        server_id: "example.com".into(),
     }
 }
 
