@@ -62,6 +62,37 @@ pub struct Config {
     /// Limits and timeouts.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The admin HTTP listener (health, readiness, metrics).
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: the operator's HTTP listener with `/healthz`, `/readyz` and `/metrics`
+/// (Prometheus). Off unless the table enables it; loopback by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Whether the listener is started.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Address and port to bind.
+    #[serde(default = "AdminConfig::default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: false,
+            listen: AdminConfig::default_listen(),
+        }
+    }
+}
+
+impl AdminConfig {
+    fn default_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9230))
+    }
 }
 
 /// `[policy]`: what needs a login. Anonymous RSVP and FREEBUSY follow cip-00 §3.0 (its example
@@ -112,8 +143,8 @@ fn default_server_id() -> String {
     "example.com".to_owned()
 }
 
-/// `[cip]`: the CIP listener. cip-00 has no TLS, so there are no certificate keys here (an
-/// unknown key is an error, so nobody believes they configured TLS for CIP).
+/// `[cip]`: the CIP listener. cip-00 has no TLS of its own (no STARTTLS); a second listener
+/// with TLS from the first byte (`tls_listen`) carries the same protocol inside TLS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
@@ -122,6 +153,20 @@ pub struct ListenerConfig {
     pub enabled: bool,
     /// Address and port to bind. Loopback by default: exposing the gateway is a decision.
     pub listen: SocketAddr,
+    /// PEM certificate chain for the implicit-TLS listener.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// A second listener where TLS starts with the connection (implicit TLS); needs
+    /// `tls_cert` and `tls_key`.
+    #[serde(default)]
+    pub tls_listen: Option<SocketAddr>,
+    /// Expect a PROXY protocol header (v2, or v1) on every connection of this protocol's
+    /// listeners; only for listeners that a load balancer alone can reach.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 /// `[cap]`: the CAP listener (CSTP, draft-ietf-calsch-cap-04 §4), with the compatibility
@@ -141,6 +186,14 @@ pub struct CapConfig {
     /// PEM private key matching `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// A second listener where TLS starts with the connection (implicit TLS, no STARTTLS
+    /// needed); needs `tls_cert` and `tls_key`.
+    #[serde(default)]
+    pub tls_listen: Option<SocketAddr>,
+    /// Expect a PROXY protocol header (v2, or v1) on every connection of this protocol's
+    /// listeners; only for listeners that a load balancer alone can reach.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// `"two-dot"` (cap-02..05 text: status, `.`, data, `.`) or `"single-dot"` (cap-00/-01 and
     /// many cap-04 examples: status, data, `.`).
     #[serde(default)]
@@ -173,6 +226,8 @@ impl Default for CapConfig {
             listen: CapConfig::default_listen(),
             tls_cert: None,
             tls_key: None,
+            tls_listen: None,
+            proxy_protocol: false,
             response_framing: ResponseFraming::default(),
             senddata_goahead: true,
             pending_code: PendingCode::default(),
@@ -230,6 +285,10 @@ impl ListenerConfig {
         ListenerConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 5230)),
+            tls_cert: None,
+            tls_key: None,
+            tls_listen: None,
+            proxy_protocol: false,
         }
     }
 }
@@ -277,6 +336,38 @@ pub struct UpstreamConfig {
     /// Optional service account for work no single user's credentials can do.
     #[serde(default)]
     pub service_account: Option<ServiceAccount>,
+    /// Retries of one upstream request: safe methods after transport errors, 429, 502–504;
+    /// writes only when the request provably was not processed (see `caldav::resilience`).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First pause between retries, in milliseconds; it doubles, up to 2 s.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+    /// The longest `Retry-After` (429/503) waited for, in seconds; a longer one is reported.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after_secs: u64,
+    /// Consecutive upstream failures that open the circuit breaker (0: no breaker).
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// Seconds the circuit stays open before one trial request is let through.
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown_secs: u64,
+}
+
+fn default_max_retries() -> u32 {
+    2
+}
+fn default_retry_backoff_ms() -> u64 {
+    100
+}
+fn default_max_retry_after() -> u64 {
+    10
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> u64 {
+    10
 }
 
 fn default_login_template() -> String {
@@ -325,9 +416,17 @@ pub struct AuthConfig {
     #[serde(default)]
     pub local_accounts: Vec<LocalAccount>,
     /// Pause before answering a failed login, in milliseconds; it doubles with each further
-    /// failure on the connection, up to 15 seconds.
+    /// failure from the same client IP address (a repeat of the same wrong credentials does
+    /// not count again), up to `failure_delay_max_ms`.
     #[serde(default = "d_failure_delay_ms")]
     pub failure_delay_ms: u64,
+    /// The longest failed-login pause, in milliseconds.
+    #[serde(default = "d_failure_delay_max_ms")]
+    pub failure_delay_max_ms: u64,
+}
+
+fn d_failure_delay_max_ms() -> u64 {
+    15_000
 }
 
 fn d_failure_delay_ms() -> u64 {
@@ -342,6 +441,7 @@ impl Default for AuthConfig {
             peers: Vec::new(),
             local_accounts: Vec::new(),
             failure_delay_ms: d_failure_delay_ms(),
+            failure_delay_max_ms: d_failure_delay_max_ms(),
         }
     }
 }
@@ -430,6 +530,25 @@ pub struct LimitsConfig {
     /// Failed logins allowed on one connection before it is closed.
     #[serde(default = "d_max_auth_failures")]
     pub max_auth_failures: u32,
+    /// Client messages in one CAP SASL exchange (AUTHENTICATE) before it is refused.
+    #[serde(default = "d_max_sasl_steps")]
+    pub max_sasl_steps: u32,
+    /// Commands a connection may send before logging in; one more closes it.
+    #[serde(default = "d_max_preauth_commands")]
+    pub max_preauth_commands: u32,
+    /// Seconds a shutdown waits for running commands before closing their connections.
+    #[serde(default = "d_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn d_max_sasl_steps() -> u32 {
+    8
+}
+fn d_max_preauth_commands() -> u32 {
+    20
+}
+fn d_shutdown_grace() -> u64 {
+    30
 }
 
 impl Default for LimitsConfig {
@@ -444,6 +563,9 @@ impl Default for LimitsConfig {
             preauth_timeout_secs: d_preauth_timeout(),
             command_timeout_secs: d_command_timeout(),
             max_auth_failures: d_max_auth_failures(),
+            max_sasl_steps: d_max_sasl_steps(),
+            max_preauth_commands: d_max_preauth_commands(),
+            shutdown_grace_secs: d_shutdown_grace(),
         }
     }
 }
@@ -505,21 +627,58 @@ impl Config {
                 format!("{id:?} is not a DNS name (letters, digits, '-' and '.')"),
             ));
         }
-        if self.cap.tls_cert.is_some() != self.cap.tls_key.is_some() {
-            return Err(invalid(
-                "cap.tls_cert",
-                "tls_cert and tls_key must be given together",
-            ));
+        for (section, cert, key, tls_listen) in [
+            (
+                "cap",
+                &self.cap.tls_cert,
+                &self.cap.tls_key,
+                self.cap.tls_listen,
+            ),
+            (
+                "cip",
+                &self.cip.tls_cert,
+                &self.cip.tls_key,
+                self.cip.tls_listen,
+            ),
+        ] {
+            if cert.is_some() != key.is_some() {
+                return Err(invalid(
+                    &format!("{section}.tls_cert"),
+                    "tls_cert and tls_key must be given together",
+                ));
+            }
+            if tls_listen.is_some() && cert.is_none() {
+                return Err(invalid(
+                    &format!("{section}.tls_listen"),
+                    "needs tls_cert and tls_key",
+                ));
+            }
         }
-        if self.cap.enabled
-            && self.cip.enabled
-            && self.cap.listen == self.cip.listen
-            && self.cap.listen.port() != 0
-        {
-            return Err(invalid(
-                "cip.listen",
-                format!("same address as cap.listen ({})", self.cap.listen),
-            ));
+        let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
+        let listeners = [
+            ("cap.listen", self.cap.enabled.then_some(self.cap.listen)),
+            (
+                "cap.tls_listen",
+                self.cap.enabled.then_some(self.cap.tls_listen).flatten(),
+            ),
+            ("cip.listen", self.cip.enabled.then_some(self.cip.listen)),
+            (
+                "cip.tls_listen",
+                self.cip.enabled.then_some(self.cip.tls_listen).flatten(),
+            ),
+            (
+                "admin.listen",
+                self.admin.enabled.then_some(self.admin.listen),
+            ),
+        ];
+        for (key, addr) in listeners {
+            let Some(addr) = addr else { continue };
+            if addr.port() != 0
+                && let Some((other, _)) = bound.iter().find(|(_, a)| *a == addr)
+            {
+                return Err(invalid(key, format!("same address as {other} ({addr})")));
+            }
+            bound.push((key, addr));
         }
         self.upstream_url()?;
         let u = &self.upstream;
@@ -662,6 +821,17 @@ impl Config {
         positive("limits.preauth_timeout_secs", l.preauth_timeout_secs)?;
         positive("limits.command_timeout_secs", l.command_timeout_secs)?;
         positive("limits.max_auth_failures", u64::from(l.max_auth_failures))?;
+        positive("limits.max_sasl_steps", u64::from(l.max_sasl_steps))?;
+        positive(
+            "limits.max_preauth_commands",
+            u64::from(l.max_preauth_commands),
+        )?;
+        if self.auth.failure_delay_max_ms < self.auth.failure_delay_ms {
+            return Err(invalid(
+                "auth.failure_delay_max_ms",
+                "must be at least auth.failure_delay_ms",
+            ));
+        }
         Ok(())
     }
 

@@ -1,20 +1,29 @@
 //! Listeners, connection limits and shutdown.
 //!
-//! One accept loop per enabled listener. Each connection gets its own task (which owns the
-//! socket) after two checks: the global connection cap and the per-client-IP cap; over either,
-//! the client hears the protocol's "too many connections" line and the socket is closed. A
-//! `CancellationToken` tells sessions to finish, and a `TaskTracker` lets shutdown wait for
-//! them within a grace period.
+//! One accept loop per listener: CAP and CIP each have a plaintext listener and, optionally, an
+//! implicit-TLS one. Each connection gets its own task (which owns the socket). The global
+//! connection cap is checked at accept; the task then reads the PROXY protocol header when the
+//! listener expects one (so the per-IP cap and the logs see the real client), checks the
+//! per-client-IP cap, runs the TLS handshake on an implicit-TLS listener, and hands the stream
+//! to the protocol. Over either cap the client hears the protocol's "too many connections" line
+//! and the socket is closed. A `CancellationToken` tells sessions to finish, and a
+//! `TaskTracker` lets shutdown wait for them within the grace period.
 
+use crate::auth_penalty::AuthPenalty;
 use crate::config::{Config, PlaintextPolicy};
+use crate::metrics::{Metrics, RefusedReason};
+use crate::stream::{ClientStream, PlainStream};
 use crate::translate::Gateway;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,14 +54,20 @@ pub struct ConnectionContext {
     pub gateway: Arc<Gateway>,
     /// Cancelled when the gateway shuts down.
     pub shutdown: CancellationToken,
-    /// The client's address.
+    /// The client's address (from the PROXY header when the listener expects one).
     pub peer: SocketAddr,
-    /// Whether a password may be sent on this connection without TLS.
+    /// Whether a password may be sent on this connection without STARTTLS.
     pub passwords_allowed: bool,
+    /// Whether the connection is TLS from its first byte (an implicit-TLS listener).
+    pub implicit_tls: bool,
     /// The listener's TLS acceptor, when STARTTLS is configured (CAP only).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// SASL with the SCRAM accounts, built once at start (CAP only).
     pub sasl: Option<crate::cap::sasl::Sasl>,
+    /// Failed-login delays per client address, shared by all listeners.
+    pub penalty: Arc<AuthPenalty>,
+    /// The gateway's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for ConnectionContext {
@@ -60,6 +75,7 @@ impl std::fmt::Debug for ConnectionContext {
         f.debug_struct("ConnectionContext")
             .field("peer", &self.peer)
             .field("passwords_allowed", &self.passwords_allowed)
+            .field("implicit_tls", &self.implicit_tls)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
@@ -110,14 +126,24 @@ impl Drop for IpSlot {
 pub struct Running {
     /// Where the CAP listener is bound, when enabled.
     pub cap_addr: Option<SocketAddr>,
+    /// Where the CAP implicit-TLS listener is bound, when configured.
+    pub cap_tls_addr: Option<SocketAddr>,
     /// Where the CIP listener is bound, when enabled.
     pub cip_addr: Option<SocketAddr>,
+    /// Where the CIP implicit-TLS listener is bound, when configured.
+    pub cip_tls_addr: Option<SocketAddr>,
+    /// Where the admin HTTP listener is bound, when enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// The gateway's metrics (also served on the admin listener).
+    pub metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Running {
-    /// Stops accepting, tells sessions to finish, and waits up to `grace` for them.
+    /// Stops accepting, tells idle sessions (CAP `10.2`, CIP `NO 000 Server shutting down`),
+    /// lets running commands finish and waits up to `grace` for every connection to end.
+    /// Connections still running after it are left to the process's exit.
     pub async fn shutdown(self, grace: Duration) {
         self.shutdown.cancel();
         self.tracker.close();
@@ -125,7 +151,10 @@ impl Running {
             .await
             .is_err()
         {
-            tracing::warn!("sessions still running after the grace period; leaving them");
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "connections still running after the shutdown grace period; leaving them"
+            );
         }
     }
 }
@@ -144,6 +173,13 @@ impl Protocol {
         }
     }
 
+    fn metric(self) -> crate::metrics::Protocol {
+        match self {
+            Protocol::Cap => crate::metrics::Protocol::Cap,
+            Protocol::Cip => crate::metrics::Protocol::Cip,
+        }
+    }
+
     /// What a client over the connection limit hears before the close: CAP `8.1` "too busy"
     /// (cap-04 §7.1.1) in the listener's framing, CIP `NO 000`.
     fn too_many(self, config: &Config) -> Vec<u8> {
@@ -151,33 +187,94 @@ impl Protocol {
             Protocol::Cap => crate::cap::reply::busy().render(None, config.cap.response_framing),
             Protocol::Cip => vec!["NO 000 Too many connections".to_owned()],
         };
-        lines
-            .iter()
-            .flat_map(|l| [l.as_str(), "\r\n"])
-            .collect::<String>()
-            .into_bytes()
+        wire(&lines)
     }
+}
+
+fn wire(lines: &[String]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| [l.as_str(), "\r\n"])
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// How long a PROXY protocol header may take to arrive.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake on an implicit-TLS listener may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One listening socket and what its connections get.
+#[derive(Clone)]
+struct ListenerKind {
+    protocol: Protocol,
+    /// TLS from the first byte.
+    implicit_tls: Option<tokio_rustls::TlsAcceptor>,
+    /// STARTTLS offered (CAP plaintext listener).
+    starttls: Option<tokio_rustls::TlsAcceptor>,
+    /// A PROXY protocol header comes first.
+    proxy_protocol: bool,
+}
+
+/// What every accept loop and connection task shares.
+struct Shared {
+    config: Arc<Config>,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    slots: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+    penalty: Arc<AuthPenalty>,
+    metrics: Arc<Metrics>,
+    sasl: Option<crate::cap::sasl::Sasl>,
+    next_id: AtomicU64,
 }
 
 /// Binds the enabled listeners and starts accepting.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let config = Arc::new(config);
-    let gateway = Arc::new(Gateway::new(&config)?);
+    let metrics = Arc::new(Metrics::new());
+    let gateway = Arc::new(Gateway::with_metrics(&config, Some(metrics.clone()))?);
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(config.limits.max_connections));
-    let per_ip = Arc::new(PerIp::default());
-    let mut cip_addr = None;
-    let mut cap_addr = None;
-
-    if config.cap.enabled {
-        let sasl = cap_sasl(&config)?;
-        let tls = match (&config.cap.tls_cert, &config.cap.tls_key) {
+    let sasl = if config.cap.enabled {
+        Some(cap_sasl(&config)?)
+    } else {
+        None
+    };
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        gateway,
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+        slots: Arc::new(Semaphore::new(config.limits.max_connections)),
+        per_ip: Arc::new(PerIp::default()),
+        penalty: Arc::new(AuthPenalty::from_config(&config.auth)),
+        metrics: metrics.clone(),
+        sasl,
+        next_id: AtomicU64::new(1),
+    });
+    let acceptor = |cert: &Option<PathBuf>, key: &Option<PathBuf>| -> Result<_, StartError> {
+        Ok(match (cert, key) {
             (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
                 crate::tls::server_config(cert, key)?,
             )),
             _ => None,
-        };
+        })
+    };
+    let mut running = Running {
+        cap_addr: None,
+        cap_tls_addr: None,
+        cip_addr: None,
+        cip_tls_addr: None,
+        admin_addr: None,
+        metrics,
+        shutdown,
+        tracker,
+    };
+
+    if config.cap.enabled {
+        let tls = acceptor(&config.cap.tls_cert, &config.cap.tls_key)?;
         let (listener, bound) = bind("CAP", config.cap.listen).await?;
         if tls.is_none() && !bound.ip().is_loopback() {
             tracing::warn!(
@@ -187,18 +284,48 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             );
         }
         tracing::info!(listen = %bound, starttls = tls.is_some(), "CAP listener ready");
-        cap_addr = Some(bound);
-        tracker.spawn(accept_loop(
-            Protocol::Cap,
+        running.cap_addr = Some(bound);
+        let kind = ListenerKind {
+            protocol: Protocol::Cap,
+            implicit_tls: None,
+            starttls: tls.clone(),
+            proxy_protocol: config.cap.proxy_protocol,
+        };
+        running
+            .tracker
+            .spawn(accept_loop(kind, listener, shared.clone()));
+        if let Some(addr) = config.cap.tls_listen {
+            let (listener, bound) = bind("CAP TLS", addr).await?;
+            tracing::info!(listen = %bound, "CAP implicit-TLS listener ready");
+            running.cap_tls_addr = Some(bound);
+            let kind = ListenerKind {
+                protocol: Protocol::Cap,
+                implicit_tls: tls,
+                starttls: None,
+                proxy_protocol: config.cap.proxy_protocol,
+            };
+            running
+                .tracker
+                .spawn(accept_loop(kind, listener, shared.clone()));
+        }
+    }
+    if config.admin.enabled {
+        let (listener, bound) = bind("admin", config.admin.listen).await?;
+        if !bound.ip().is_loopback() {
+            tracing::warn!(listen = %bound, "the admin listener is reachable beyond loopback");
+        }
+        tracing::info!(listen = %bound, "admin listener ready (/healthz, /readyz, /metrics)");
+        running.admin_addr = Some(bound);
+        let gateway = shared.gateway.clone();
+        let ready = crate::admin::Readiness::new(move || {
+            let gateway = gateway.clone();
+            async move { gateway.readiness().await }
+        });
+        running.tracker.spawn(crate::admin::serve(
             listener,
-            tls,
-            Some(sasl),
-            config.clone(),
-            gateway.clone(),
-            shutdown.clone(),
-            tracker.clone(),
-            slots.clone(),
-            per_ip.clone(),
+            running.metrics.clone(),
+            ready,
+            running.shutdown.clone(),
         ));
     }
     if config.cip.enabled {
@@ -207,30 +334,37 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracing::warn!(
                 listen = %bound,
                 "CIP is plaintext and listens beyond loopback; passwords are accepted only as \
-                 auth.plaintext_passwords allows"
+                 auth.plaintext_passwords allows (cip.tls_listen offers CIP over TLS)"
             );
         }
         tracing::info!(listen = %bound, server_id = %config.gateway.server_id, "CIP listener ready");
-        cip_addr = Some(bound);
-        tracker.spawn(accept_loop(
-            Protocol::Cip,
-            listener,
-            None,
-            None,
-            config.clone(),
-            gateway.clone(),
-            shutdown.clone(),
-            tracker.clone(),
-            slots.clone(),
-            per_ip.clone(),
-        ));
+        running.cip_addr = Some(bound);
+        let kind = ListenerKind {
+            protocol: Protocol::Cip,
+            implicit_tls: None,
+            starttls: None,
+            proxy_protocol: config.cip.proxy_protocol,
+        };
+        running
+            .tracker
+            .spawn(accept_loop(kind, listener, shared.clone()));
+        if let Some(addr) = config.cip.tls_listen {
+            let tls = acceptor(&config.cip.tls_cert, &config.cip.tls_key)?;
+            let (listener, bound) = bind("CIP TLS", addr).await?;
+            tracing::info!(listen = %bound, "CIP implicit-TLS listener ready");
+            running.cip_tls_addr = Some(bound);
+            let kind = ListenerKind {
+                protocol: Protocol::Cip,
+                implicit_tls: tls,
+                starttls: None,
+                proxy_protocol: config.cip.proxy_protocol,
+            };
+            running
+                .tracker
+                .spawn(accept_loop(kind, listener, shared.clone()));
+        }
     }
-    Ok(Running {
-        cap_addr,
-        cip_addr,
-        shutdown,
-        tracker,
-    })
+    Ok(running)
 }
 
 /// CAP's SASL configuration with the SCRAM accounts of `[[auth.local_accounts]]`, built once.
@@ -266,23 +400,11 @@ async fn bind(
     Ok((listener, bound))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn accept_loop(
-    protocol: Protocol,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    sasl: Option<crate::cap::sasl::Sasl>,
-    config: Arc<Config>,
-    gateway: Arc<Gateway>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    slots: Arc<Semaphore>,
-    per_ip: Arc<PerIp>,
-) {
+async fn accept_loop(kind: ListenerKind, listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.cancelled() => break,
+            _ = shared.shutdown.cancelled() => break,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -294,88 +416,218 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let permit = slots.clone().try_acquire_owned().ok();
-        let ip_slot = per_ip.take(peer.ip(), config.limits.max_connections_per_ip);
-        let (Some(permit), Some(ip_slot)) = (permit, ip_slot) else {
-            tracing::warn!(peer = %peer, protocol = protocol.name(), "connection limit reached");
-            tracker.spawn(refuse(stream, protocol.too_many(&config)));
+        let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %peer, protocol = kind.protocol.name(), "connection limit reached");
+            shared
+                .metrics
+                .connection_refused(kind.protocol.metric(), RefusedReason::GlobalLimit);
+            let answer = kind.protocol.too_many(&shared.config);
+            shared
+                .tracker
+                .spawn(refuse(stream, kind.implicit_tls.clone(), answer));
             continue;
         };
-        let passwords_allowed = match config.auth.plaintext_passwords {
-            PlaintextPolicy::Always => true,
-            PlaintextPolicy::Loopback => peer.ip().is_loopback(),
-            PlaintextPolicy::Never => false,
-        };
-        let ctx = ConnectionContext {
-            config: config.clone(),
-            gateway: gateway.clone(),
-            shutdown: shutdown.child_token(),
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        shared.tracker.spawn(connection(
+            kind.clone(),
+            stream,
             peer,
-            passwords_allowed,
-            tls: tls.clone(),
-            sasl: sasl.clone(),
-        };
-        tracker.spawn(connection(protocol, stream, ctx, permit, ip_slot));
+            id,
+            shared.clone(),
+            permit,
+        ));
     }
 }
 
-async fn refuse(mut stream: TcpStream, answer: Vec<u8>) {
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = stream.write_all(&answer).await;
-        let _ = stream.shutdown().await;
+/// Answers one line (after the TLS handshake on an implicit-TLS listener) and closes.
+async fn refuse(stream: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>, answer: Vec<u8>) {
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        match tls {
+            Some(acceptor) => {
+                if let Ok(mut s) = acceptor.accept(stream).await {
+                    let _ = s.write_all(&answer).await;
+                    let _ = s.shutdown().await;
+                }
+            }
+            None => {
+                let mut s = stream;
+                let _ = s.write_all(&answer).await;
+                let _ = s.shutdown().await;
+            }
+        }
     })
     .await;
 }
 
+/// One connection: the PROXY header (when expected), the per-IP cap, the TLS handshake (on
+/// an implicit-TLS listener), then the protocol's session, all inside the connection's span.
 async fn connection(
-    protocol: Protocol,
-    stream: TcpStream,
-    ctx: ConnectionContext,
+    kind: ListenerKind,
+    mut stream: TcpStream,
+    socket_peer: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
-    _ip_slot: IpSlot,
 ) {
-    let span = tracing::info_span!("conn", proto = protocol.name(), peer = %ctx.peer);
-    let _ = tracing::Instrument::instrument(
-        async move {
-            tracing::debug!("connection accepted");
-            match protocol {
-                Protocol::Cap => crate::cap::connection::serve(stream, ctx).await,
-                Protocol::Cip => crate::cip::connection::serve(stream, ctx).await,
+    let span = tracing::info_span!(
+        "conn",
+        id,
+        proto = kind.protocol.name(),
+        peer = %socket_peer,
+        tls = kind.implicit_tls.is_some(),
+        user = tracing::field::Empty,
+    );
+    let run = async move {
+        let peer = if kind.proxy_protocol {
+            match tokio::time::timeout(
+                PROXY_HEADER_TIMEOUT,
+                crate::proxy_protocol::read_header(&mut stream),
+            )
+            .await
+            {
+                Ok(Ok(header)) => {
+                    let peer = header.source.unwrap_or(socket_peer);
+                    tracing::Span::current().record("peer", tracing::field::display(peer));
+                    tracing::debug!(balancer = %socket_peer, "PROXY header read");
+                    peer
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "bad PROXY protocol header; connection closed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("no PROXY protocol header in time; connection closed");
+                    return;
+                }
             }
-        },
-        span,
-    )
-    .await;
+        } else {
+            socket_peer
+        };
+        let Some(_ip_slot) = shared
+            .per_ip
+            .take(peer.ip(), shared.config.limits.max_connections_per_ip)
+        else {
+            tracing::warn!("per-address connection limit reached");
+            shared
+                .metrics
+                .connection_refused(kind.protocol.metric(), RefusedReason::PerIpLimit);
+            refuse(
+                stream,
+                kind.implicit_tls.clone(),
+                kind.protocol.too_many(&shared.config),
+            )
+            .await;
+            return;
+        };
+        let client: ClientStream = match &kind.implicit_tls {
+            Some(acceptor) => {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => Either::Right(Box::new(tls)),
+                    Ok(Err(e)) => {
+                        tracing::info!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!("TLS handshake timed out");
+                        return;
+                    }
+                }
+            }
+            None => Either::Left(PlainStream::new(stream)),
+        };
+        let _open = shared.metrics.connection_opened(kind.protocol.metric());
+        let passwords_allowed = kind.implicit_tls.is_some()
+            || match shared.config.auth.plaintext_passwords {
+                PlaintextPolicy::Always => true,
+                PlaintextPolicy::Loopback => peer.ip().is_loopback(),
+                PlaintextPolicy::Never => false,
+            };
+        let ctx = ConnectionContext {
+            config: shared.config.clone(),
+            gateway: shared.gateway.clone(),
+            shutdown: shared.shutdown.child_token(),
+            peer,
+            passwords_allowed,
+            implicit_tls: kind.implicit_tls.is_some(),
+            tls: kind.starttls.clone(),
+            sasl: shared.sasl.clone(),
+            penalty: shared.penalty.clone(),
+            metrics: shared.metrics.clone(),
+        };
+        tracing::debug!("connection accepted");
+        match kind.protocol {
+            Protocol::Cap => crate::cap::connection::serve(client, ctx).await,
+            Protocol::Cip => crate::cip::connection::serve(client, ctx).await,
+        }
+    };
+    tracing::Instrument::instrument(run, span).await;
 }
 
-/// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully.
+/// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully. The signal handlers
+/// are installed before the listeners open, so a signal that arrives as soon as the gateway is
+/// listening is a graceful shutdown too.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let grace = Duration::from_secs(config.limits.command_timeout_secs.min(30));
+    let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
+    let signals = Signals::install();
     let running = start(config).await?;
-    wait_for_signal().await;
-    tracing::info!("shutting down");
+    signals.wait().await;
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down");
     running.shutdown(grace).await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, registered at once.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = (self.term, self.int);
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(i) => {
+                        i.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

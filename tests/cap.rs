@@ -5,35 +5,15 @@
 mod common;
 
 use common::cap_client::*;
+use common::tls::{cert_files, connector as tls_connector};
 use common::transcript::{self, Transcript};
 use common::*;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
-
-/// A self-signed certificate for localhost / 127.0.0.1, written once per test binary.
-fn cert_files() -> &'static (PathBuf, PathBuf) {
-    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    FILES.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("calgate-cap-tests-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        calgate::tls::write_self_signed(
-            &["localhost".to_owned(), "127.0.0.1".to_owned()],
-            2,
-            &cert,
-            &key,
-            true,
-        )
-        .expect("certificate");
-        (cert, key)
-    })
-}
 
 /// The configuration transcripts run under: STARTTLS configured, small limits so the limit
 /// transcripts stay short, a short login-failure delay.
@@ -293,23 +273,6 @@ async fn t063_compat_draft_examples() {
 }
 
 // ---- STARTTLS (cap-04 §7.1.10) ----
-
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    use rustls_pki_types::pem::PemObject;
-    let (cert, _) = cert_files();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
 
 /// Connects, reads the greeting, sends STARTTLS and completes the handshake.
 async fn starttls(

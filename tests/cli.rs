@@ -107,7 +107,9 @@ fn shipped_config_with_cap(name: &str, cip_port: u16, cap_port: Option<u16>) -> 
         .replace(
             "listen = \"127.0.0.1:5230\"",
             &format!("listen = \"127.0.0.1:{cip_port}\""),
-        );
+        )
+        // Port 0 for the admin listener: tests run in parallel.
+        .replace("listen = \"127.0.0.1:9230\"", "listen = \"127.0.0.1:0\"");
     assert!(
         text.contains(&format!("127.0.0.1:{cip_port}")),
         "CIP listen rewritten"
@@ -356,19 +358,40 @@ fn run_serves_cip_and_stops_on_sigterm() {
     );
 }
 
-/// With debug logging on, logins over CIP (right and wrong password) and CAP leave no password
-/// in the log, in any form the gateway handles it: as typed, as the CAP SASL PLAIN string, as
-/// the upstream's HTTP Basic credentials; nor the service account's password from the file.
+/// With logging at trace level for every target (the HTTP, TLS and async libraries included),
+/// logins over CIP (right and wrong password) and CAP and a SENDEVENT leave no secret in the
+/// log, in any form the gateway handles it: the password as typed, as the CAP SASL PLAIN
+/// string, as the upstream's HTTP Basic credentials (no Authorization header at all), the
+/// service account's password from the file; nor the event's body.
 #[test]
-fn passwords_never_reach_the_log() {
+fn secrets_never_reach_the_log_even_at_trace_level() {
     let cfg = shipped_config_with_cap("log", 0, Some(0));
-    let mut gw = RunningCalgate::start(&cfg, &[("CALGATE_LOG", "debug")]);
+    let mut gw = RunningCalgate::start(&cfg, &[("CALGATE_LOG", "trace")]);
     let mut cip = Conn::connect(gw.listener("CIP"));
     assert_eq!(cip.line(), "OK CIP 1.0 example.com");
     cip.send("AUTHENTICATE LOGIN alice not-alicepw-9431");
     assert_eq!(cip.line(), "NO 000 Authentication failed");
     cip.send("AUTHENTICATE LOGIN alice alicepw");
     assert_eq!(cip.line(), "OK 000 Logged in as alice@example.com");
+    let uid = format!("log-secret-{}", std::process::id());
+    for line in [
+        "SENDEVENT +",
+        &format!("UID:{uid}"),
+        "SEQUENCE:1",
+        "DTSTART:20351210T100000Z",
+        "DTEND:20351210T110000Z",
+        "SUMMARY:body-summary-5517",
+        "DESCRIPTION:body-description-5517",
+        "ATTENDEE;ROLE=OWNER:alice@example.com",
+        ".",
+    ] {
+        cip.send(line);
+    }
+    let mut answer = cip.line();
+    while answer.starts_with('*') {
+        answer = cip.line();
+    }
+    assert!(answer.starts_with("OK "), "{answer}");
     let mut cap = Conn::connect(gw.listener("CAP"));
     cap_login_alice(&mut cap);
     // The CAP login is logged once it is done; wait for it before stopping.
@@ -376,18 +399,25 @@ fn passwords_never_reach_the_log() {
     gw.terminate();
     let (status, log) = gw.wait();
     assert!(status.success(), "{status:?}\n{log}");
-    // Logging was on, at debug level: the test could see a password if one were written.
+    // Logging was on, at trace level: the test could see a secret if one were written.
     assert!(log.contains("CIP listener ready"), "{log}");
     assert!(log.contains("CAP login"), "{log}");
     assert!(log.contains("connection accepted"), "debug lines: {log}");
+    assert!(log.contains("TRACE"), "trace lines: {log}");
+    let lower = log.to_ascii_lowercase();
     for secret in [
         "alicepw",
         "not-alicepw-9431",
-        "AGFsaWNlAGFsaWNlcHc=", // SASL PLAIN "\0alice\0alicepw"
-        "YWxpY2U6YWxpY2Vwdw==", // HTTP Basic "alice:alicepw"
+        "agfsawnlagfsawnlchc=", // SASL PLAIN "\0alice\0alicepw"
+        "ywxpy2u6ywxpy2vwdw==", // HTTP Basic "alice:alicepw"
         "calgatepw",
+        "y2fsz2f0ztpjywxnyxrlchc=", // HTTP Basic "calgate:calgatepw"
+        "authorization",
+        "basic ",
+        "body-summary-5517",
+        "body-description-5517",
     ] {
-        assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
+        assert!(!lower.contains(secret), "{secret:?} is in the log:\n{log}");
     }
 }
 
@@ -566,4 +596,70 @@ fn scram_hash_prints_a_verifier_check_config_accepts() {
     )
     .unwrap();
     succeeded(&calgate().arg("check-config").arg(&config).output().unwrap());
+}
+
+/// A plaintext listener bound beyond loopback is warned about at startup (CIP always, CAP
+/// without STARTTLS); loopback listeners are not.
+#[test]
+fn plaintext_listeners_beyond_loopback_are_warned_about() {
+    let cfg = shipped_config_with_cap("wide", 0, Some(0));
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"");
+    std::fs::write(&cfg, text).unwrap();
+    let mut gw = RunningCalgate::start(&cfg, &[]);
+    let cap = strip_ansi(&gw.wait_for("CAP listens beyond loopback"));
+    assert!(cap.contains("WARN"), "{cap}");
+    let cip = strip_ansi(&gw.wait_for("CIP is plaintext and listens beyond loopback"));
+    assert!(cip.contains("WARN"), "{cip}");
+    let admin = strip_ansi(&gw.wait_for("admin listener is reachable beyond loopback"));
+    assert!(admin.contains("WARN"), "{admin}");
+    gw.terminate();
+    assert!(gw.wait().0.success());
+
+    let cfg = shipped_config_with_cap("narrow", 0, Some(0));
+    let mut gw = RunningCalgate::start(&cfg, &[]);
+    gw.wait_for("CIP listener ready");
+    gw.terminate();
+    let (status, log) = gw.wait();
+    assert!(status.success());
+    assert!(!log.contains("beyond loopback"), "{log}");
+}
+
+/// deploy/calgate.service passes `systemd-analyze verify` (pointed at the binary this test
+/// built) and its sandbox rates at most 2.0 on `systemd-analyze security` (0 is fully locked
+/// down, 10 is unprotected; the shipped unit rates 1.2). It never runs as root.
+#[test]
+fn systemd_unit_verifies_and_is_sandboxed() {
+    let analyze = std::path::Path::new("/usr/bin/systemd-analyze");
+    assert!(
+        analyze.exists(),
+        "systemd-analyze is missing: apt-get install systemd (.ci/run does)"
+    );
+    let unit = std::fs::read_to_string(repo().join("deploy/calgate.service")).unwrap();
+    assert!(unit.contains("\nDynamicUser=yes\n") && !unit.contains("User=root"));
+    let dir = std::env::temp_dir().join(format!("calgate-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calgate.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/calgate", env!("CARGO_BIN_EXE_calgate")),
+    )
+    .unwrap();
+    let verify = Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr).into_owned()
+        + &String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && said.trim().is_empty(), "{said}");
+    let security = Command::new(analyze)
+        .args(["security", "--offline=yes", "--threshold=20", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout);
+    assert!(security.status.success(), "{report}");
+    assert!(report.contains("Overall exposure level"), "{report}");
 }

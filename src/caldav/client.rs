@@ -6,6 +6,9 @@
 //!   replayed silently elsewhere, and credentials must not follow a redirect to another host.
 //!   Discovery follows same-origin redirects itself (see [`super::discovery`]).
 //! - Response bodies are read up to `upstream.max_response_bytes`.
+//! - Every request goes through [`CaldavClient::send`], which retries what is safe to retry
+//!   (RFC 9110 §9.2.2; `Retry-After`, §10.2.3), keeps a circuit breaker shared by all clones,
+//!   and runs each attempt in an `upstream` tracing span; see [`super::resilience`].
 //! - Operations: PROPFIND (RFC 4918 §9.1), GET/PUT/DELETE with `If-Match`, `If-None-Match: *`
 //!   and `If-Schedule-Tag-Match` (RFC 4791 §5.3.2, RFC 6638 §3.2.10), REPORT calendar-query and
 //!   calendar-multiget (RFC 4791 §7.8, §7.9), MKCALENDAR (RFC 4791 §5.3.1), MOVE
@@ -14,11 +17,13 @@
 use super::error::{CaldavError, TransportKind};
 use super::multistatus::{self, Multistatus, Recipient};
 use super::request::{self, PropName, QueryFilter};
+use super::resilience::{Breaker, CircuitState, Decision, Observed, Resilience, jitter};
 use crate::config::Config;
 use crate::secret::Secret;
 use reqwest::{Method, StatusCode, Url, header::HeaderMap};
-use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant, SystemTime};
+use tracing::Instrument;
 
 static PROPFIND: LazyLock<Method> =
     LazyLock::new(|| Method::from_bytes(b"PROPFIND").expect("PROPFIND is a valid method token"));
@@ -173,12 +178,23 @@ pub struct PutOutcome {
     pub schedule_tag: Option<String>,
 }
 
-/// The gateway's CalDAV client. Cheap to clone: the connection pool is shared.
+/// The gateway's CalDAV client. Cheap to clone: the connection pool and the circuit breaker
+/// are shared by all clones.
 #[derive(Debug, Clone)]
 pub struct CaldavClient {
     http: reqwest::Client,
     base: Url,
     max_body: usize,
+    resilience: Arc<Resilience>,
+    breaker: Arc<Breaker>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// A failed attempt: the error, and whether any of the request can have reached the server.
+#[derive(Debug)]
+struct Failure {
+    error: CaldavError,
+    sent: bool,
 }
 
 /// Installs ring as rustls' process-wide crypto provider (idempotent). reqwest is built with
@@ -218,11 +234,55 @@ impl CaldavClient {
                 key: "upstream".into(),
                 reason: format!("cannot build the HTTP client: {e}"),
             })?;
+        let u = &config.upstream;
+        let resilience = Resilience {
+            max_retries: u.max_retries,
+            backoff_base: Duration::from_millis(u.retry_backoff_ms),
+            max_retry_after: Duration::from_secs(u.max_retry_after_secs),
+            breaker_failures: u.breaker_failures,
+            breaker_cooldown: Duration::from_secs(u.breaker_cooldown_secs),
+            ..Resilience::default()
+        };
         Ok(CaldavClient {
             http,
             base,
             max_body: config.upstream.max_response_bytes,
+            breaker: Arc::new(Breaker::new(&resilience)),
+            resilience: Arc::new(resilience),
+            metrics: None,
         })
+    }
+
+    /// The client recording its requests in `metrics` (latency per method and status class,
+    /// retries, the breaker's state).
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        CaldavClient {
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    /// The client with another retry and circuit-breaker policy. The circuit starts closed
+    /// with a breaker of its own, shared by the clones made from the returned client (clones
+    /// made earlier keep the old policy and breaker).
+    pub fn with_resilience(self, resilience: Resilience) -> Self {
+        CaldavClient {
+            breaker: Arc::new(Breaker::new(&resilience)),
+            resilience: Arc::new(resilience),
+            ..self
+        }
+    }
+
+    /// The retry and circuit-breaker policy in use.
+    pub fn resilience(&self) -> &Resilience {
+        &self.resilience
+    }
+
+    /// The state of the upstream circuit breaker (for readiness checks): `Closed` while
+    /// requests go to the upstream, `Open` while they fail at once, `HalfOpen` once the
+    /// cooldown is over and the next request is a trial.
+    pub fn circuit(&self) -> CircuitState {
+        self.breaker.state(Instant::now())
     }
 
     /// The configured base URL.
@@ -248,7 +308,23 @@ impl CaldavClient {
         Ok(url)
     }
 
-    /// Sends one request and reads the answer, whatever its status.
+    /// Sends one request and reads the answer, whatever its status, with the retries and the
+    /// circuit breaker of the client's [`Resilience`] policy (see [`super::resilience`]).
+    ///
+    /// - Safe methods (GET, HEAD, OPTIONS, PROPFIND, REPORT; RFC 9110 §9.2.1, §9.2.2) are
+    ///   retried on transport errors and on 429 (RFC 6585 §4), 502, 503 (RFC 9110 §15.6.4) and
+    ///   504.
+    /// - Other methods are retried only when the request provably was not processed: no
+    ///   connection could be made, or a 429/503 answer carried `Retry-After`
+    ///   (RFC 9110 §10.2.3).
+    /// - A `Retry-After` up to `max_retry_after` is waited for instead of the backoff; a longer
+    ///   one ends the retries.
+    ///
+    /// The result is always that of the last attempt made. While the circuit is open the
+    /// request fails at once with [`TransportKind::Connect`] ("circuit open after N
+    /// consecutive upstream failures; next try in Ns"), without touching the network. Each
+    /// attempt runs in an `upstream` span (method, path, attempt, status, elapsed_ms); neither
+    /// credentials nor bodies are recorded.
     pub async fn send(
         &self,
         method: &Method,
@@ -257,7 +333,163 @@ impl CaldavClient {
         headers: &[(&str, &str)],
         body: Option<(&str, String)>,
     ) -> Result<HttpResponse, CaldavError> {
+        let body = body.map(|(content_type, text)| (content_type, bytes::Bytes::from(text)));
+        let mut last: Option<Result<HttpResponse, CaldavError>> = None;
+        let mut attempt: u32 = 1;
+        loop {
+            let admission = match self.breaker.admit(Instant::now()) {
+                Ok(admission) => admission,
+                Err(rejection) => {
+                    tracing::debug!(
+                        target: "calgate::upstream",
+                        method = %method,
+                        path = url.path(),
+                        attempt,
+                        "upstream request refused: circuit open"
+                    );
+                    // A retry refused by the circuit: the truthful error is the last attempt's.
+                    return last.unwrap_or_else(|| {
+                        Err(CaldavError::Transport {
+                            kind: TransportKind::Connect,
+                            method: method.to_string(),
+                            path: url.path().to_owned(),
+                            detail: rejection.detail(),
+                        })
+                    });
+                }
+            };
+            let span = tracing::info_span!(
+                "upstream",
+                method = %method,
+                path = url.path(),
+                status = tracing::field::Empty,
+                elapsed_ms = tracing::field::Empty,
+                attempt,
+            );
+            let started = Instant::now();
+            let outcome = self
+                .attempt(method, url, creds, headers, body.clone())
+                .instrument(span)
+                .await;
+            if let Some(m) = &self.metrics {
+                let class = match &outcome {
+                    Ok(resp) => crate::metrics::StatusClass::from_status(resp.status),
+                    Err(_) => crate::metrics::StatusClass::Error,
+                };
+                m.upstream_request(method.as_str(), class, started.elapsed());
+            }
+            let observed = match &outcome {
+                Ok(resp) => Observed::Answer {
+                    status: resp.status,
+                    retry_after: resp.header("retry-after"),
+                },
+                Err(Failure {
+                    error: CaldavError::Transport { kind, .. },
+                    sent,
+                }) => Observed::Transport {
+                    kind: *kind,
+                    sent: *sent,
+                },
+                Err(_) => Observed::Other,
+            };
+            admission.settle(observed.is_failure(), Instant::now());
+            if let Some(m) = &self.metrics {
+                m.set_upstream_circuit_open(matches!(
+                    self.breaker.state(Instant::now()),
+                    CircuitState::Open { .. }
+                ));
+            }
+            let decision = self.resilience.decide(
+                method.as_str(),
+                &observed,
+                attempt,
+                SystemTime::now(),
+                jitter(),
+            );
+            let outcome = outcome.map_err(|f| f.error);
+            match decision {
+                Decision::Done => return outcome,
+                Decision::GiveUp { reason } => {
+                    tracing::info!(
+                        target: "calgate::upstream",
+                        method = %method,
+                        path = url.path(),
+                        attempt,
+                        reason = %reason,
+                        "upstream request not retried"
+                    );
+                    return outcome;
+                }
+                Decision::Retry { wait, reason } => {
+                    if let CircuitState::Open { .. } = self.breaker.state(Instant::now()) {
+                        tracing::info!(
+                            target: "calgate::upstream",
+                            method = %method,
+                            path = url.path(),
+                            attempt,
+                            reason = %reason,
+                            "upstream request not retried: circuit open"
+                        );
+                        return outcome;
+                    }
+                    tracing::info!(
+                        target: "calgate::upstream",
+                        method = %method,
+                        path = url.path(),
+                        attempt,
+                        reason = %reason,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying upstream request"
+                    );
+                    if let Some(m) = &self.metrics {
+                        m.upstream_retry(method.as_str());
+                    }
+                    last = Some(outcome);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// One attempt of [`Self::send`], inside its span.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        creds: Option<&Credentials>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, bytes::Bytes)>,
+    ) -> Result<HttpResponse, Failure> {
         let started = Instant::now();
+        let span = tracing::Span::current();
+        let result = self.exchange(method, url, creds, headers, body).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        span.record("elapsed_ms", elapsed_ms);
+        if let Ok(resp) = &result {
+            span.record("status", resp.status);
+        }
+        tracing::debug!(
+            target: "calgate::upstream",
+            method = %method,
+            path = url.path(),
+            user = creds.map(|c| c.user.as_str()).unwrap_or("-"),
+            status = result.as_ref().ok().map(|r| r.status),
+            elapsed_ms,
+            "upstream request"
+        );
+        result
+    }
+
+    /// The HTTP exchange of one attempt.
+    async fn exchange(
+        &self,
+        method: &Method,
+        url: &Url,
+        creds: Option<&Credentials>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, bytes::Bytes)>,
+    ) -> Result<HttpResponse, Failure> {
         let mut req = self.http.request(method.clone(), url.clone());
         if let Some(c) = creds {
             req = req.basic_auth(&c.user, Some(c.password.expose()));
@@ -276,38 +508,41 @@ impl CaldavClient {
             } else {
                 TransportKind::Broken
             };
-            CaldavError::Transport {
-                kind,
-                method: method.to_string(),
-                path: url.path().to_owned(),
-                detail: error_chain(&e),
+            Failure {
+                // A connect error (a connect timeout included) means no connection was made,
+                // so nothing of the request reached the server.
+                sent: !e.is_connect(),
+                error: CaldavError::Transport {
+                    kind,
+                    method: method.to_string(),
+                    path: url.path().to_owned(),
+                    detail: error_chain(&e),
+                },
             }
         };
         let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
         let headers = std::mem::take(resp.headers_mut());
+        let too_large = || Failure {
+            error: self.too_large(method, url),
+            sent: true,
+        };
         if resp
             .content_length()
             .is_some_and(|n| n > self.max_body as u64)
         {
-            return Err(self.too_large(method, url));
+            return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Failure {
+            sent: true,
+            ..transport(e)
+        })? {
             if body.len() + chunk.len() > self.max_body {
-                return Err(self.too_large(method, url));
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        tracing::debug!(
-            target: "calgate::upstream",
-            method = %method,
-            path = url.path(),
-            user = creds.map(|c| c.user.as_str()).unwrap_or("-"),
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "upstream request"
-        );
         Ok(HttpResponse {
             status,
             headers,

@@ -6,6 +6,7 @@
 //! repeating the request is safe ([`CaldavError::retry_safe`]). The protocol layers map these to
 //! their own status codes, each in one place.
 
+use super::resilience::is_safe_method;
 use std::fmt;
 
 /// A precondition or postcondition element from a `DAV:error` body, e.g.
@@ -102,16 +103,6 @@ fn condition_text(c: &Option<Condition>) -> String {
     }
 }
 
-/// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2). A conditional
-/// PUT (`If-Match`/`If-None-Match`) is safe to repeat too: a second attempt fails the condition
-/// instead of writing twice, which is why [`CaldavError::retry_safe`] takes that as an input.
-fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT" | "DELETE" | "PUT"
-    )
-}
-
 impl CaldavError {
     /// A whole command (its upstream requests together) ran past `limits.command_timeout_secs`.
     pub fn command_timeout(timeout: std::time::Duration) -> CaldavError {
@@ -141,17 +132,22 @@ impl CaldavError {
         }
     }
 
-    /// Whether sending the same request again cannot do harm and might succeed: transport
-    /// failures and 5xx/429 answers of idempotent methods. POST (free-busy) is read-only on the
-    /// upstream but not idempotent by HTTP rules, so it is reported as not safe; callers that know
-    /// better may decide themselves.
+    /// Whether sending the same request again cannot do harm and might succeed: a failure to
+    /// connect (nothing was sent, so any method), and transport failures and 5xx/429 answers of
+    /// the safe methods GET, HEAD, OPTIONS, PROPFIND and REPORT (RFC 9110 §9.2.1, §9.2.2; see
+    /// [`super::resilience::is_safe_method`]). PUT and DELETE are idempotent by HTTP rules but
+    /// not harmless to repeat against a scheduling server (a repeated PUT re-sends invitations,
+    /// a repeated DELETE answers 404), and POST (free-busy) is not idempotent at all, so their
+    /// answers are reported as not safe; callers that know better may decide themselves. The
+    /// client has already retried what its policy allows (including a 429/503 with
+    /// `Retry-After` for any method) before an error reaches the caller.
     pub fn retry_safe(&self) -> bool {
         match self {
             CaldavError::Transport { kind, method, .. } => {
-                *kind == TransportKind::Connect || idempotent(method)
+                *kind == TransportKind::Connect || is_safe_method(method)
             }
             CaldavError::Status { status, method, .. } => {
-                (*status >= 500 || *status == 429) && idempotent(method)
+                (*status >= 500 || *status == 429) && is_safe_method(method)
             }
             _ => false,
         }
@@ -199,7 +195,12 @@ mod tests {
     #[test]
     fn retry_safety_follows_method_and_status() {
         assert!(status("GET", 503).retry_safe());
-        assert!(status("PUT", 502).retry_safe());
+        assert!(status("REPORT", 429).retry_safe());
+        assert!(
+            !status("PUT", 502).retry_safe(),
+            "a PUT may have been processed (and scheduled) before the 502"
+        );
+        assert!(!status("DELETE", 503).retry_safe());
         assert!(!status("POST", 503).retry_safe());
         assert!(!status("PUT", 412).retry_safe());
         assert!(!status("GET", 404).retry_safe());

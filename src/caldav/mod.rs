@@ -10,6 +10,8 @@
 //! - `path`: percent-encoding of path segments and the names of collection members.
 //! - [`error`]: [`CaldavError`], with the HTTP status, the precondition element and retry
 //!   safety.
+//! - [`resilience`]: the retry policy (idempotent requests only, `Retry-After`) and the
+//!   circuit breaker every upstream request goes through.
 
 pub mod client;
 pub mod discovery;
@@ -17,9 +19,11 @@ pub mod error;
 pub mod multistatus;
 pub(crate) mod path;
 pub mod request;
+pub mod resilience;
 
 pub use client::{CaldavClient, CalendarObject, Credentials, Depth, PutOutcome, WriteCondition};
 pub use discovery::{AddressKind, Discovery, Principal};
 pub use error::{CaldavError, Condition, TransportKind};
 pub use multistatus::Recipient;
 pub use request::QueryFilter;
+pub use resilience::{CircuitState, Resilience};

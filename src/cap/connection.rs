@@ -7,8 +7,10 @@
 //! One task owns the socket, so nothing reads it while the upgrade is pending.
 
 use super::session::{Action, Done, EXPAND_LIMIT, Input, Session, SessionConfig, Work};
-use crate::framing::{DotCodec, Limits};
+use crate::framing::{DotCodec, Frame, Limits};
+use crate::metrics::{CommandResult, Limit, Metrics, Protocol};
 use crate::server::ConnectionContext;
+use crate::stream::ClientStream;
 use crate::translate::Gateway;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
@@ -16,15 +18,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 use tokio_util::codec::Framed;
 use tokio_util::either::Either;
 
 type WorkFuture = Pin<Box<dyn Future<Output = Done> + Send>>;
-type Io = Either<TcpStream, Box<TlsStream<TcpStream>>>;
-type Conn = Framed<Io, DotCodec>;
+type Conn = Framed<ClientStream, DotCodec>;
+
+/// The one line a TLS client on the plaintext port hears before the close.
+const TLS_ON_PLAINTEXT: &str =
+    "9.0 ; TLS handshake on a plaintext CSTP port: use STARTTLS here, or the implicit-TLS port";
 
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +42,34 @@ fn timed_out(work: &Work, timeout: Duration) -> Done {
     }
 }
 
-fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
+/// The `verb` label of the work's command in `calgate_commands_total`.
+fn verb_of(work: &Work) -> String {
+    match work {
+        Work::Login { .. } => "AUTHENTICATE".into(),
+        Work::Identify { .. } => "IDENTIFY".into(),
+        Work::CalidExpand { .. } => "CALIDEXPAND".into(),
+        Work::UpnExpand { .. } => "UPNEXPAND".into(),
+        Work::Command { payload, .. } => payload.method.name().to_owned(),
+    }
+}
+
+/// The `result` label of finished work.
+fn result_of(done: &Done) -> CommandResult {
+    let failed = match done {
+        Done::Login(r) => r.as_ref().err().map(|e| e.command_result()),
+        Done::Identify(r) => r.as_ref().err().map(|e| e.command_result()),
+        Done::Expand(r) => r.as_ref().err().map(|e| e.command_result()),
+        Done::Command(r) => r.as_ref().err().map(|e| e.command_result()),
+    };
+    failed.unwrap_or(CommandResult::Ok)
+}
+
+fn start(
+    gateway: Arc<Gateway>,
+    work: Work,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+) -> WorkFuture {
     Box::pin(async move {
         let on_timeout = timed_out(&work, timeout);
         let run = async move {
@@ -63,12 +93,16 @@ fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
         };
         tokio::time::timeout(timeout, run)
             .await
-            .unwrap_or(on_timeout)
+            .unwrap_or_else(|_| {
+                tracing::info!(limit = "command_timeout", "CAP command timed out");
+                metrics.limit_hit(Limit::CommandTimeout);
+                on_timeout
+            })
     })
 }
 
 /// Serves one CAP connection until it ends.
-pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
+pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
     let cfg = &ctx.config;
     let Some(sasl) = ctx.sasl.clone() else {
         tracing::error!("CAP connection without SASL configuration; closing");
@@ -78,8 +112,10 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
         SessionConfig {
             plaintext_allowed: ctx.passwords_allowed,
             tls_available: ctx.tls.is_some(),
+            implicit_tls: ctx.implicit_tls,
             auth_retries: cfg.cap.auth_retries,
-            failure_delay: Duration::from_millis(cfg.auth.failure_delay_ms),
+            max_sasl_steps: cfg.limits.max_sasl_steps,
+            max_preauth_commands: cfg.limits.max_preauth_commands,
             max_object_size: cfg.limits.max_payload_bytes,
             autologout_secs: cfg.limits.idle_timeout_secs,
             framing: cfg.cap.response_framing,
@@ -93,7 +129,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
         sasl,
     );
     let limits = Limits::from_config(&cfg.limits);
-    let mut framed: Conn = Framed::new(Either::Left(stream), DotCodec::new(limits));
+    let mut framed: Conn = Framed::new(stream, DotCodec::new(limits));
     for line in session.greeting() {
         if framed.feed(line).await.is_err() {
             return;
@@ -108,12 +144,22 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
     let mut work: Option<WorkFuture> = None;
     let mut latency: Option<Instant> = None;
     let mut client_gone = false;
-    let mut idle_deadline = Instant::now() + preauth;
+    // Logging in must finish within the pre-authentication limit of the connection's start:
+    // a client trickling bytes or sending NOOPs does not extend it.
+    let preauth_deadline = Instant::now() + preauth;
+    let mut idle_deadline = preauth_deadline;
+    // The keyed hash of the credentials of the login being checked (auth_penalty).
+    let mut login_key = None;
+    // The verb of the running work, for calgate_commands_total.
+    let mut running_verb = String::new();
+    let mut user_recorded = false;
+    let metrics = ctx.metrics.clone();
 
     'session: loop {
         let input = tokio::select! {
             done = async { work.as_mut().expect("guarded by the select condition").await }, if work.is_some() => {
                 work = None;
+                metrics.command(Protocol::Cap, &running_verb, result_of(&done));
                 Input::Done(done)
             }
             _ = async { tokio::time::sleep_until(latency.expect("guarded")).await }, if latency.is_some() => {
@@ -121,9 +167,21 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
                 Input::LatencyExpired
             }
             frame = framed.next(), if session.wants_input() && !client_gone => match frame {
-                Some(Ok(frame)) => Input::Frame(frame),
+                Some(Ok(frame)) => {
+                    match frame {
+                        Frame::LineTooLong => metrics.limit_hit(Limit::LineLength),
+                        Frame::BlockTooLarge => metrics.limit_hit(Limit::PayloadSize),
+                        _ => {}
+                    }
+                    Input::Frame(frame)
+                }
                 end => {
                     if let Some(Err(e)) = end {
+                        if crate::stream::is_tls_on_plaintext(&e) {
+                            tracing::info!("TLS handshake on the plaintext CAP port; closing");
+                            let _ = framed.send(TLS_ON_PLAINTEXT.to_owned()).await;
+                            break;
+                        }
                         tracing::debug!(error = %e, "CAP read error");
                     }
                     // The client is gone. A running command still finishes (nothing is left
@@ -138,6 +196,11 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
             _ = tokio::time::sleep_until(idle_deadline), if work.is_none() => {
                 // cap-04 §4.7 (AUTOLOGOUTTIME): the server simply drops the connection.
                 tracing::info!(authenticated = session.is_authenticated(), "CAP idle timeout");
+                metrics.limit_hit(if session.is_authenticated() {
+                    Limit::IdleTimeout
+                } else {
+                    Limit::PreauthTimeout
+                });
                 break;
             }
             _ = ctx.shutdown.cancelled(), if work.is_none() => {
@@ -160,17 +223,32 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
                         }
                     }
                     Action::ExpectBlock => framed.codec_mut().expect_block(),
-                    Action::Run(w) => work = Some(start(ctx.gateway.clone(), w, command_timeout)),
+                    Action::Run(w) => {
+                        if let Work::Login { user, password } = &w {
+                            login_key = Some(ctx.penalty.key(user, password.expose()));
+                        }
+                        running_verb = verb_of(&w);
+                        work = Some(start(
+                            ctx.gateway.clone(),
+                            w,
+                            command_timeout,
+                            metrics.clone(),
+                        ));
+                    }
                     Action::CancelWork => {
                         if work.take().is_some() {
                             tracing::info!("CAP command aborted; its upstream request was dropped");
                         }
                     }
                     Action::Latency(d) => latency = d.map(|d| Instant::now() + d),
-                    Action::Pause(d) => {
+                    Action::LoginFailed => {
+                        metrics.auth_failure(Protocol::Cap);
+                        let d = ctx.penalty.failed(ctx.peer.ip(), login_key.take().as_ref());
+                        tracing::info!(delay_ms = d.as_millis() as u64, "CAP login failed");
                         let _ = framed.flush().await;
                         tokio::time::sleep(d).await;
                     }
+                    Action::LimitHit(limit) => metrics.limit_hit(limit),
                     Action::Close => close = true,
                     Action::StartTls(proceed) => {
                         let Some(acceptor) = ctx.tls.clone() else {
@@ -196,13 +274,16 @@ pub async fn serve(stream: TcpStream, ctx: ConnectionContext) {
         if client_gone && work.is_none() {
             break;
         }
-        if from_client || work.is_none() {
-            idle_deadline = Instant::now()
-                + if session.is_authenticated() {
-                    idle
-                } else {
-                    preauth
-                };
+        if let Some(who) = session.identity()
+            && !user_recorded
+        {
+            user_recorded = true;
+            tracing::Span::current().record("user", tracing::field::display(who.describe()));
+        }
+        if !session.is_authenticated() {
+            idle_deadline = preauth_deadline;
+        } else if from_client || work.is_none() {
+            idle_deadline = Instant::now() + idle;
         }
     }
     tracing::debug!("CAP connection closed");
@@ -229,10 +310,10 @@ async fn upgrade(
         return None;
     }
     // Nothing reads between the check above and here, so the parts' buffers are empty.
-    let Either::Left(tcp) = framed.into_parts().io else {
+    let Either::Left(plain) = framed.into_parts().io else {
         return None;
     };
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(plain.into_inner())).await {
         Ok(Ok(tls)) => {
             tracing::info!("CAP STARTTLS complete");
             Some(Framed::new(

@@ -41,10 +41,15 @@ pub struct SessionConfig {
     pub plaintext_allowed: bool,
     /// Whether STARTTLS is configured.
     pub tls_available: bool,
+    /// Whether the connection is TLS from its first byte (implicit-TLS listener).
+    pub implicit_tls: bool,
     /// AUTHENTICATE attempts allowed after a failed one (`cap.auth_retries`; drafts: 0).
     pub auth_retries: u32,
-    /// Pause before a failed-login answer; doubles per failure, capped at 15 s.
-    pub failure_delay: Duration,
+    /// Client messages allowed in one SASL exchange (`limits.max_sasl_steps`).
+    pub max_sasl_steps: u32,
+    /// Command lines before login other than AUTHENTICATE; one more closes the connection
+    /// (`limits.max_preauth_commands`).
+    pub max_preauth_commands: u32,
     /// MAXICALOBJECTSIZE.
     pub max_object_size: usize,
     /// AUTOLOGOUTTIME.
@@ -152,8 +157,11 @@ pub enum Action {
     /// Send this proceed line and run the TLS handshake (cap-04 §7.1.10). Bytes the client sent
     /// after STARTTLS must not survive: if any are buffered, close instead.
     StartTls(String),
-    /// Pause before going on (failed-login delay).
-    Pause(Duration),
+    /// A login was refused: wait the failed-login delay of the client's address (kept by the
+    /// connection layer, see [`crate::auth_penalty`]) before carrying out the next actions.
+    LoginFailed,
+    /// A configured limit was hit (for the metrics).
+    LimitHit(crate::metrics::Limit),
     /// Close the connection.
     Close,
 }
@@ -211,6 +219,10 @@ pub struct Session {
     identity: Option<Identity>,
     tls_active: bool,
     auth_attempts: u32,
+    /// Client messages in the current SASL exchange.
+    sasl_steps: u32,
+    /// Command lines before login other than AUTHENTICATE.
+    junk: u32,
     /// The tag of the command being answered.
     tag: Option<String>,
 }
@@ -219,12 +231,14 @@ impl Session {
     /// A new session; [`Session::greeting`] gives its first reply.
     pub fn new(config: SessionConfig, sasl: Sasl) -> Session {
         Session {
+            tls_active: config.implicit_tls,
             config,
             sasl,
             state: State::Connected,
             identity: None,
-            tls_active: false,
             auth_attempts: 0,
+            sasl_steps: 0,
+            junk: 0,
             tag: None,
         }
     }
@@ -239,6 +253,11 @@ impl Session {
         Reply::new(code::SHUTDOWN)
             .text("The gateway is shutting down; reconnect later")
             .render(None, self.config.framing)
+    }
+
+    /// Who the session acts for, once authenticated.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
     }
 
     /// True once authenticated (for the idle limits).
@@ -346,7 +365,30 @@ impl Session {
     }
 
     fn line_frame(&mut self, frame: Frame) -> Vec<Action> {
-        match self.parse_frame(frame) {
+        let parsed = self.parse_frame(frame);
+        let counts = match &parsed {
+            Ok(Command::Authenticate { .. }) => false,
+            Ok(_) => true,
+            Err(answer) => !answer.is_empty(),
+        };
+        if counts && self.identity.is_none() {
+            self.junk += 1;
+            if self.junk > self.config.max_preauth_commands {
+                tracing::info!(
+                    limit = "preauth_commands",
+                    "CAP connection closed at a limit"
+                );
+                let mut a = self.send(
+                    Reply::new(code::WRONG_STATE)
+                        .text("Too many commands without logging in; closing the connection"),
+                );
+                a.push(Action::Close);
+                a.insert(0, Action::LimitHit(crate::metrics::Limit::PreauthCommands));
+                self.state = State::Closed;
+                return a;
+            }
+        }
+        match parsed {
             Ok(command) => self.command(command),
             Err(answer) => answer,
         }
@@ -516,6 +558,7 @@ impl Session {
             ));
         }
         self.auth_attempts += 1;
+        self.sasl_steps = 0;
         let mut exchange = match self.sasl.start(mech) {
             Ok(e) => Box::new(e),
             Err(e) => {
@@ -525,6 +568,7 @@ impl Session {
         };
         match initial {
             Some(ir) => {
+                self.sasl_steps += 1;
                 let step = exchange.step(&ir);
                 self.sasl_step(exchange, false, step)
             }
@@ -554,6 +598,17 @@ impl Session {
             return self.send(
                 Reply::new(code::AUTH_CANCELLED).text("Authentication cancelled by the client"),
             );
+        }
+        self.sasl_steps += 1;
+        if self.sasl_steps > self.config.max_sasl_steps {
+            tracing::info!(limit = "sasl_steps", "CAP SASL exchange refused at a limit");
+            let mut a = self.auth_failed(
+                challenged,
+                code::AUTH_FAILED,
+                "Authentication failed: too many SASL steps",
+            );
+            a.push(Action::LimitHit(crate::metrics::Limit::SaslSteps));
+            return a;
         }
         let step = exchange.step(&line);
         self.sasl_step(exchange, challenged, step)
@@ -643,9 +698,7 @@ impl Session {
 
     fn auth_failed(&mut self, challenged: bool, status: &'static str, text: &str) -> Vec<Action> {
         self.state = State::Connected;
-        let delay =
-            crate::config::login_failure_delay(self.config.failure_delay, self.auth_attempts);
-        let mut a = vec![Action::Pause(delay)];
+        let mut a = vec![Action::LoginFailed];
         if challenged {
             // "." ends the challenge stream before the code (cap-00/-01 §7.1.3; the -03..-05
             // failure example).

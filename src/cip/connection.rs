@@ -4,7 +4,8 @@
 //! is left half-applied), and the connection then closes if the client has gone.
 
 use super::session::{Action, DataVerb, Done, Input, Session, SessionConfig, Work};
-use crate::framing::{DotCodec, Limits};
+use crate::framing::{DotCodec, Frame, Limits};
+use crate::metrics::{CommandResult, Limit, Metrics, Protocol};
 use crate::server::ConnectionContext;
 use crate::translate::Gateway;
 use futures_util::{SinkExt, StreamExt};
@@ -29,7 +30,35 @@ fn timed_out(kind: Option<DataVerb>, timeout: Duration) -> Done {
     }
 }
 
-fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
+/// The `verb` label of the work's command in `calgate_commands_total`.
+fn verb_of(work: &Work) -> &'static str {
+    match work {
+        Work::Login { .. } => "AUTHENTICATE",
+        Work::Data { verb, .. } => match verb {
+            DataVerb::SendEvent => "SENDEVENT",
+            DataVerb::Rsvp => "RSVP",
+            DataVerb::FreeBusy => "FREEBUSY",
+        },
+    }
+}
+
+/// The `result` label of finished work.
+fn result_of(done: &Done) -> CommandResult {
+    let failed = match done {
+        Done::Login(r) => r.as_ref().err().map(|e| e.command_result()),
+        Done::SendEvent(r) => r.as_ref().err().map(|e| e.command_result()),
+        Done::Rsvp(r) => r.as_ref().err().map(|e| e.command_result()),
+        Done::FreeBusy(r) => r.as_ref().err().map(|e| e.command_result()),
+    };
+    failed.unwrap_or(CommandResult::Ok)
+}
+
+fn start(
+    gateway: Arc<Gateway>,
+    work: Work,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+) -> WorkFuture {
     let kind = match &work {
         Work::Login { .. } => None,
         Work::Data { verb, .. } => Some(*verb),
@@ -55,7 +84,11 @@ fn start(gateway: Arc<Gateway>, work: Work, timeout: Duration) -> WorkFuture {
         };
         tokio::time::timeout(timeout, run)
             .await
-            .unwrap_or_else(|_| timed_out(kind, timeout))
+            .unwrap_or_else(|_| {
+                tracing::info!(limit = "command_timeout", "CIP command timed out");
+                metrics.limit_hit(Limit::CommandTimeout);
+                timed_out(kind, timeout)
+            })
     })
 }
 
@@ -69,8 +102,8 @@ where
         server_id: cfg.gateway.server_id.clone(),
         passwords_allowed: ctx.passwords_allowed,
         max_auth_failures: cfg.limits.max_auth_failures,
-        failure_delay: Duration::from_millis(cfg.auth.failure_delay_ms),
         max_line: cfg.limits.max_line_bytes,
+        max_preauth_commands: cfg.limits.max_preauth_commands,
     });
     let mut framed = Framed::new(stream, DotCodec::new(Limits::from_config(&cfg.limits)));
     if framed.send(session.greeting()).await.is_err() {
@@ -81,18 +114,41 @@ where
     let command_timeout = Duration::from_secs(cfg.limits.command_timeout_secs);
     let mut work: Option<WorkFuture> = None;
     let mut client_gone = false;
-    let mut deadline = Instant::now() + preauth;
+    // Logging in (or an anonymous command) must start within the pre-authentication limit of
+    // the connection's start: trickled bytes or NOOPs do not extend it.
+    let preauth_deadline = Instant::now() + preauth;
+    let mut deadline = preauth_deadline;
+    let mut login_key = None;
+    let mut anonymous_work = false;
+    let mut running_verb = "";
+    let mut user_recorded = false;
+    let metrics = ctx.metrics.clone();
 
     loop {
         let input = tokio::select! {
             done = async { work.as_mut().expect("guarded by the select condition").await }, if work.is_some() => {
                 work = None;
+                metrics.command(Protocol::Cip, running_verb, result_of(&done));
                 Input::Done(done)
             }
             frame = framed.next(), if !client_gone => match frame {
-                Some(Ok(frame)) => Input::Frame(frame),
+                Some(Ok(frame)) => {
+                    match frame {
+                        Frame::LineTooLong => metrics.limit_hit(Limit::LineLength),
+                        Frame::BlockTooLarge => metrics.limit_hit(Limit::PayloadSize),
+                        _ => {}
+                    }
+                    Input::Frame(frame)
+                }
                 end => {
                     if let Some(Err(e)) = end {
+                        if crate::stream::is_tls_on_plaintext(&e) {
+                            tracing::info!("TLS handshake on the plaintext CIP port; closing");
+                            let _ = framed
+                                .send("NO 000 TLS handshake on a plaintext CIP port: use the TLS port".to_owned())
+                                .await;
+                            break;
+                        }
                         tracing::debug!(error = %e, "CIP read error");
                     }
                     // The client is gone. A running command still finishes (nothing is left
@@ -105,6 +161,11 @@ where
                 }
             },
             _ = tokio::time::sleep_until(deadline), if work.is_none() => {
+                metrics.limit_hit(if session.is_authenticated() {
+                    Limit::IdleTimeout
+                } else {
+                    Limit::PreauthTimeout
+                });
                 let _ = framed.send("NO 000 Idle timeout; closing the connection".to_owned()).await;
                 break;
             }
@@ -123,15 +184,31 @@ where
                 }
                 Action::ExpectBlock => framed.codec_mut().expect_block(),
                 Action::Run(w) => {
-                    if let Work::Data { verb, identity, .. } = &w {
-                        tracing::info!(verb = ?verb, identity = %identity.describe(), "CIP command");
+                    match &w {
+                        Work::Data { verb, identity, .. } => {
+                            anonymous_work = true;
+                            tracing::info!(verb = ?verb, identity = %identity.describe(), "CIP command");
+                        }
+                        Work::Login { identity, password } => {
+                            login_key = Some(ctx.penalty.key(identity, password.expose()));
+                        }
                     }
-                    work = Some(start(ctx.gateway.clone(), w, command_timeout));
+                    running_verb = verb_of(&w);
+                    work = Some(start(
+                        ctx.gateway.clone(),
+                        w,
+                        command_timeout,
+                        metrics.clone(),
+                    ));
                 }
-                Action::Pause(d) => {
+                Action::LoginFailed => {
+                    metrics.auth_failure(Protocol::Cip);
+                    let d = ctx.penalty.failed(ctx.peer.ip(), login_key.take().as_ref());
+                    tracing::info!(delay_ms = d.as_millis() as u64, "CIP login failed");
                     let _ = framed.flush().await;
                     tokio::time::sleep(d).await;
                 }
+                Action::LimitHit(limit) => metrics.limit_hit(limit),
                 Action::Close => close = true,
             }
         }
@@ -144,12 +221,18 @@ where
         if client_gone && work.is_none() {
             break;
         }
-        deadline = Instant::now()
-            + if session.is_authenticated() {
-                idle
-            } else {
-                preauth
-            };
+        if session.is_authenticated() && !user_recorded {
+            user_recorded = true;
+            let who = session.identity().describe();
+            tracing::Span::current().record("user", tracing::field::display(who));
+        }
+        // An anonymous session that has used the gateway (anonymous RSVP / FREEBUSY as the
+        // policy allows) is a working session; it gets the idle limit, not the login limit.
+        deadline = if session.is_authenticated() || anonymous_work {
+            Instant::now() + idle
+        } else {
+            preauth_deadline
+        };
     }
     tracing::debug!("CIP connection closed");
 }

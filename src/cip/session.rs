@@ -24,7 +24,6 @@ use crate::secret::Secret;
 use crate::translate::{
     FreeBusyOutcome, Identity, LoginError, RsvpOutcome, SendEventOutcome, TranslateError,
 };
-use std::time::Duration;
 
 /// Per-connection settings the session needs.
 #[derive(Debug, Clone)]
@@ -36,10 +35,11 @@ pub struct SessionConfig {
     pub passwords_allowed: bool,
     /// Failed logins before the connection is closed.
     pub max_auth_failures: u32,
-    /// Pause before the first failed-login answer; doubles per failure, capped at 15 s.
-    pub failure_delay: Duration,
     /// The command-line limit, for the error text.
     pub max_line: usize,
+    /// Lines before login that are neither a login nor a data command (HELP, NOOP, errors);
+    /// one more closes the connection (`limits.max_preauth_commands`).
+    pub max_preauth_commands: u32,
 }
 
 /// A data-bearing command waiting for, or running with, its block.
@@ -105,8 +105,11 @@ pub enum Action {
     ExpectBlock,
     /// Start work; its [`Done`] comes back as an input.
     Run(Work),
-    /// Pause before going on (failed-login delay).
-    Pause(Duration),
+    /// A login was refused: wait the failed-login delay of the client's address (kept by the
+    /// connection layer, see [`crate::auth_penalty`]) before carrying out the next actions.
+    LoginFailed,
+    /// A configured limit was hit (for the metrics).
+    LimitHit(crate::metrics::Limit),
     /// Close the connection.
     Close,
 }
@@ -128,6 +131,8 @@ pub struct Session {
     auth_failures: u32,
     /// Commands that arrived while busy; each gets `NO 001` after the running one completes.
     early: u32,
+    /// Lines before login that were neither a login nor a data command.
+    junk: u32,
 }
 
 const LOCK_STEP: &str =
@@ -142,6 +147,7 @@ impl Session {
             identity: Identity::Anonymous,
             auth_failures: 0,
             early: 0,
+            junk: 0,
         }
     }
 
@@ -194,6 +200,24 @@ impl Session {
     }
 
     fn ready_frame(&mut self, frame: Frame) -> Vec<Action> {
+        if !self.is_authenticated() && !starts_work(&frame) {
+            self.junk += 1;
+            if self.junk > self.config.max_preauth_commands {
+                tracing::info!(
+                    limit = "preauth_commands",
+                    "CIP connection closed at a limit"
+                );
+                self.state = State::Closed;
+                return vec![
+                    Action::LimitHit(crate::metrics::Limit::PreauthCommands),
+                    Action::Send(
+                        "NO 000 Too many commands without logging in; closing the connection"
+                            .into(),
+                    ),
+                    Action::Close,
+                ];
+            }
+        }
         match frame {
             Frame::Line(bytes) => self.command(&latin1(&bytes)),
             Frame::LineTooLong => vec![Action::Send(format!(
@@ -310,11 +334,7 @@ impl Session {
                     return vec![Action::Send(reply::login_failed(&e))];
                 }
                 self.auth_failures += 1;
-                let delay = crate::config::login_failure_delay(
-                    self.config.failure_delay,
-                    self.auth_failures,
-                );
-                let mut actions = vec![Action::Pause(delay), Action::Send(reply::login_failed(&e))];
+                let mut actions = vec![Action::LoginFailed, Action::Send(reply::login_failed(&e))];
                 if self.auth_failures >= self.config.max_auth_failures {
                     self.state = State::Closed;
                     actions.push(Action::Send(
@@ -329,6 +349,19 @@ impl Session {
             Done::FreeBusy(r) => r.map(|o| reply::freebusy(&o)).unwrap_or_else(err),
         };
         lines.into_iter().map(Action::Send).collect()
+    }
+}
+
+/// Whether a line before login is a login or a data command (those are limited by
+/// `max_auth_failures` and the data policy, not by the pre-login command limit).
+fn starts_work(frame: &Frame) -> bool {
+    match frame {
+        Frame::Line(bytes) => matches!(
+            command::parse(&latin1(bytes)),
+            Ok(Command::Login { .. } | Command::SendEvent | Command::Rsvp | Command::FreeBusy)
+                | Err(command::CommandError::Empty)
+        ),
+        _ => false,
     }
 }
 
@@ -361,8 +394,8 @@ mod tests {
             server_id: "example.com".into(),
             passwords_allowed: true,
             max_auth_failures: 3,
-            failure_delay: Duration::from_millis(100),
             max_line: 1000,
+            max_preauth_commands: 5,
         })
     }
 
@@ -462,7 +495,6 @@ mod tests {
         assert_eq!(sent(&a), vec!["OK 000 Logged in as alice@example.com"]);
         assert!(s.is_authenticated());
 
-        let mut delays = Vec::new();
         for i in 0..3 {
             s.handle(line("AUTHENTICATE LOGIN alice wrong"));
             let a = s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
@@ -471,20 +503,37 @@ mod tests {
                 "a failed re-login drops the identity"
             );
             assert!(sent(&a).contains(&"NO 000 Authentication failed".to_owned()));
-            if let Some(Action::Pause(d)) = a.first() {
-                delays.push(*d);
-            }
+            assert!(matches!(a.first(), Some(Action::LoginFailed)), "{a:?}");
             assert_eq!(matches!(a.last(), Some(Action::Close)), i == 2);
         }
-        assert_eq!(
-            delays,
-            vec![
-                Duration::from_millis(100),
-                Duration::from_millis(200),
-                Duration::from_millis(400)
-            ]
-        );
         assert!(s.is_closed());
+    }
+
+    #[test]
+    fn too_many_commands_before_login_close_the_connection() {
+        let mut s = session();
+        for _ in 0..5 {
+            assert_eq!(sent(&s.handle(line("NOOP"))), vec!["OK 000 NOOP"]);
+        }
+        // Blank lines and data commands do not count.
+        assert!(s.handle(line("")).is_empty());
+        let a = s.handle(line("BOGUS"));
+        assert_eq!(
+            sent(&a),
+            vec!["NO 000 Too many commands without logging in; closing the connection"]
+        );
+        assert!(matches!(a.last(), Some(Action::Close)));
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn commands_after_login_are_not_limited() {
+        let mut s = session();
+        s.handle(line("AUTHENTICATE LOGIN alice alicepw"));
+        s.handle(Input::Done(Done::Login(Ok(alice()))));
+        for _ in 0..20 {
+            assert_eq!(sent(&s.handle(line("NOOP"))), vec!["OK 000 NOOP"]);
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod calid;
 pub mod expand;
 pub mod freebusy;
 pub mod login;
+pub mod readiness;
 pub mod rsvp;
 pub mod sendevent;
 pub mod store;
@@ -155,7 +156,18 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the gateway from its configuration.
     pub fn new(config: &Config) -> Result<Gateway, crate::config::ConfigError> {
-        let client = crate::caldav::CaldavClient::from_config(config)?;
+        Gateway::with_metrics(config, None)
+    }
+
+    /// Builds the gateway; its upstream requests are recorded in `metrics` when given.
+    pub fn with_metrics(
+        config: &Config,
+        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> Result<Gateway, crate::config::ConfigError> {
+        let mut client = crate::caldav::CaldavClient::from_config(config)?;
+        if let Some(m) = metrics {
+            client = client.with_metrics(m);
+        }
         Ok(Gateway {
             discovery: Discovery::new(client, config),
             server_id: config.gateway.server_id.clone(),
@@ -361,6 +373,41 @@ pub fn resource_name(uid: &str) -> String {
         out = format!("calgate-{hex}");
     }
     format!("{out}.ics")
+}
+
+impl TranslateError {
+    /// The `result` label of `calgate_commands_total` for a command that failed with this.
+    pub fn command_result(&self) -> crate::metrics::CommandResult {
+        use crate::metrics::CommandResult;
+        match self {
+            TranslateError::BadInput(_) => CommandResult::Invalid,
+            TranslateError::AccessDenied(_)
+            | TranslateError::NotFound(_)
+            | TranslateError::Conflict(_)
+            | TranslateError::Exists(_) => CommandResult::Refused,
+            TranslateError::Upstream(e) => upstream_result(e),
+        }
+    }
+}
+
+impl LoginError {
+    /// The `result` label of `calgate_commands_total` for a failed login.
+    pub fn command_result(&self) -> crate::metrics::CommandResult {
+        match self {
+            LoginError::Refused => crate::metrics::CommandResult::Refused,
+            LoginError::Unavailable(e) => upstream_result(e),
+        }
+    }
+}
+
+fn upstream_result(e: &CaldavError) -> crate::metrics::CommandResult {
+    match e {
+        CaldavError::Transport {
+            kind: crate::caldav::TransportKind::Timeout,
+            ..
+        } => crate::metrics::CommandResult::Timeout,
+        _ => crate::metrics::CommandResult::Error,
+    }
 }
 
 #[cfg(test)]

@@ -206,6 +206,7 @@ where
 }
 
 pub mod cap_client;
+pub mod tls;
 pub mod transcript;
 
 /// Starts an in-process gateway for `config` (listeners on ephemeral loopback ports).

@@ -19,8 +19,10 @@ fn config() -> SessionConfig {
     SessionConfig {
         plaintext_allowed: true,
         tls_available: true,
+        implicit_tls: false,
         auth_retries: 0,
-        failure_delay: Duration::from_millis(100),
+        max_sasl_steps: 8,
+        max_preauth_commands: 5,
         max_object_size: 4096,
         autologout_secs: 900,
         framing: ResponseFraming::TwoDot,
@@ -204,7 +206,7 @@ fn wrong_password_after_a_prompt_ends_the_exchange_with_a_dot() {
     line(&mut s, "AUTHENTICATE PLAIN");
     line(&mut s, "AGFsaWNlAHdyb25n");
     let a = s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
-    assert!(matches!(a[0], Action::Pause(_)));
+    assert!(matches!(a[0], Action::LoginFailed));
     assert_eq!(
         sent(&a)[..2],
         [".".to_owned(), "6.0 ; Authentication failed".to_owned()]
@@ -232,11 +234,8 @@ fn auth_retries_allow_another_attempt_with_a_longer_pause() {
     let first = s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
     line(&mut s, "AUTHENTICATE PLAIN AGFsaWNlAHdyb25n");
     let second = s.handle(Input::Done(Done::Login(Err(LoginError::Refused))));
-    let pause = |a: &[Action]| match a[0] {
-        Action::Pause(d) => d,
-        _ => panic!(),
-    };
-    assert!(pause(&second) > pause(&first));
+    assert!(matches!(first[0], Action::LoginFailed), "{first:?}");
+    assert!(matches!(second[0], Action::LoginFailed), "{second:?}");
     assert!(closes(&line(&mut s, "AUTHENTICATE PLAIN AGFsaWNlAHB3")));
 }
 
@@ -413,7 +412,7 @@ fn scram_wrong_password_and_unknown_user_fail_alike() {
         );
         let server_first = sent(&a).remove(0);
         let a = line(&mut s, &client.final_message(&server_first));
-        assert!(matches!(a[0], Action::Pause(_)), "{a:?}");
+        assert!(matches!(a[0], Action::LoginFailed), "{a:?}");
         assert_eq!(
             sent(&a),
             [".", "6.0 ; Authentication failed", ".", "."],
@@ -858,4 +857,52 @@ fn same_bad_arguments_text_in_every_state() {
     line(&mut s, "SENDDATA");
     s.handle(block(REQUEST));
     assert_eq!(status(&line(&mut s, "ABORT a b")), idle);
+}
+
+#[test]
+fn too_many_commands_before_login_close_the_connection() {
+    let mut s = session();
+    for _ in 0..5 {
+        assert_eq!(sent(&line(&mut s, "NOOP"))[0], "2.0");
+    }
+    // A blank line is not a command.
+    assert!(line(&mut s, "").is_empty());
+    let a = line(&mut s, "CAPABILITY");
+    assert_eq!(
+        sent(&a)[0],
+        "9.1 ; Too many commands without logging in; closing the connection"
+    );
+    assert!(closes(&a) && s.is_closed());
+}
+
+#[test]
+fn commands_after_login_are_not_limited() {
+    let mut s = identified();
+    for _ in 0..10 {
+        assert_eq!(sent(&line(&mut s, "NOOP"))[0], "2.0");
+    }
+}
+
+#[test]
+fn sasl_exchange_is_cut_at_the_step_limit() {
+    // SCRAM needs two client messages (client-first, client-final); with one allowed, the
+    // second is refused as a failed login.
+    let mut c = config();
+    c.max_sasl_steps = 1;
+    let mut s = scram_session(c);
+    let mut client = TestClient::new("n,,", "alice", "s3cret-local");
+    let a = line(&mut s, "AUTHENTICATE SCRAM-SHA-256");
+    assert_eq!(sent(&a), ["+"]);
+    let a = line(&mut s, &client.first());
+    let server_first = sent(&a).remove(0);
+    let a = line(&mut s, &client.final_message(&server_first));
+    assert!(matches!(a[0], Action::LoginFailed), "{a:?}");
+    assert_eq!(
+        sent(&a)[..2],
+        [
+            ".".to_owned(),
+            "6.0 ; Authentication failed: too many SASL steps".to_owned()
+        ]
+    );
+    assert!(!s.is_authenticated());
 }
