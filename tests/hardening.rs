@@ -423,3 +423,89 @@ async fn admin_reports_health_readiness_and_metrics() {
     .expect("/readyz turns 503 without the upstream");
     assert!(not_ready.starts_with("not ready: "), "{not_ready}");
 }
+
+// ---- upstream timeouts (upstream.connect_timeout_secs, upstream.request_timeout_secs) ----
+
+/// An upstream that never completes the TCP handshake: a listener whose accept queue is full
+/// (Linux then drops further SYNs). The login is answered "upstream unavailable" once the
+/// connect timeout (and its retries) run out, not at the command timeout.
+#[tokio::test]
+async fn upstream_connect_timeout_is_reported() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Fill the accept queue (never accepted).
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.upstream.url = format!("http://{addr}/");
+    cfg.upstream.connect_timeout_secs = 1;
+    cfg.limits.command_timeout_secs = 600;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let started = Instant::now();
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
+        ["NO 000 Upstream unavailable, try again later"]
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the connect timeout was waited for"
+    );
+    drop(listener);
+}
+
+/// An upstream that accepts a PUT but does not answer within the request timeout: the
+/// SENDEVENT is answered with an upstream error (never OK), the PUT is not retried (it may have
+/// been processed), and — the gateway having dropped it before the proxy passed it on — the
+/// upstream holds nothing.
+#[tokio::test]
+async fn upstream_request_timeout_is_reported_and_the_write_not_retried() {
+    let proxy = DelayingProxy::start("PUT", Duration::from_secs(4)).await;
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.upstream.url = proxy.url();
+    cfg.upstream.request_timeout_secs = 1;
+    cfg.limits.command_timeout_secs = 600;
+    let gw = start_gateway(cfg).await;
+    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    assert_eq!(
+        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
+        ["OK 000 Logged in as alice@example.com"]
+    );
+    let uid = unique_uid("request-timeout");
+    let answer = c
+        .command(&[
+            "SENDEVENT +",
+            &format!("UID:{uid}"),
+            "SEQUENCE:1",
+            "DTSTART:20351210T100000Z",
+            "DTEND:20351210T110000Z",
+            "ATTENDEE;ROLE=OWNER:alice@example.com",
+            ".",
+        ])
+        .await;
+    let last = answer.last().unwrap();
+    assert!(last.starts_with("NO "), "{answer:?}");
+    assert!(!answer.iter().any(|l| l.starts_with("OK ")), "{answer:?}");
+    assert_eq!(proxy.arrived.load(SeqCst), 1, "the PUT was sent once");
+    // Let the proxy's hold run out: the dropped PUT is never passed on.
+    let settled = eventually(|| async {
+        (proxy.dropped.load(SeqCst) + proxy.forwarded.load(SeqCst) == 1).then_some(())
+    })
+    .await;
+    assert!(settled.is_some());
+    assert_eq!(proxy.forwarded.load(SeqCst), 0);
+    assert_eq!(count("alice", &uid).await, 0);
+}
