@@ -109,7 +109,7 @@ impl CaldavError {
         CaldavError::Transport {
             kind: TransportKind::Timeout,
             method: "command".into(),
-            path: String::new(),
+            path: "(limits.command_timeout_secs)".into(),
             detail: format!("no result within {} s", timeout.as_secs()),
         }
     }
@@ -151,6 +151,55 @@ impl CaldavError {
             }
             _ => false,
         }
+    }
+
+    /// True when a request that changes something may have been carried out although no answer
+    /// says so: it timed out or its connection broke after it was sent (RFC 9110 §9.2.2: only
+    /// safe methods are known to have changed nothing). A refused connection, a breaker that
+    /// failed the request fast and any HTTP answer are not "unknown".
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            CaldavError::Transport { kind, method, .. } => {
+                *kind != TransportKind::Connect && !is_safe_method(method)
+            }
+            _ => false,
+        }
+    }
+
+    /// The CalDAV precondition the upstream named when it refused a write, if any.
+    fn caldav_condition(&self) -> Option<&str> {
+        self.condition()
+            .filter(|c| c.namespace == crate::caldav::multistatus::CALDAV)
+            .map(|c| c.name.as_str())
+    }
+
+    /// True when the upstream refused a write because another resource holds the UID:
+    /// `CALDAV:no-uid-conflict` (RFC 4791 §5.3.2.1) or `CALDAV:unique-scheduling-object-resource`
+    /// (RFC 6638 §3.2.4.1, what Cyrus sends).
+    pub fn is_uid_conflict(&self) -> bool {
+        matches!(
+            self.caldav_condition(),
+            Some("no-uid-conflict" | "unique-scheduling-object-resource")
+        )
+    }
+
+    /// True when the upstream refused the calendar data itself with a CalDAV precondition
+    /// (RFC 4791 §5.3.2.1: valid or supported data, component, date range, size, instances).
+    pub fn is_data_refused(&self) -> bool {
+        matches!(
+            self.caldav_condition(),
+            Some(
+                "valid-calendar-data"
+                    | "valid-calendar-object-resource"
+                    | "supported-calendar-data"
+                    | "supported-calendar-component"
+                    | "min-date-time"
+                    | "max-date-time"
+                    | "max-resource-size"
+                    | "max-instances"
+                    | "max-attendees-per-instance"
+            )
+        )
     }
 
     /// True when the upstream refused the credentials (401).

@@ -1312,6 +1312,10 @@ fn sendevent_component(outcome: &SendEventOutcome) -> Component {
             DeliveryStatus::UnknownUser => Status::new("3.7", "Invalid calendar user"),
             DeliveryStatus::Refused => Status::new("3.8", "No authority"),
             DeliveryStatus::Failed(t) => Status::new("5.1", format!("Could not deliver: {t}")),
+            // RFC 5546 §3.6: 1.1 "Sent": the request was sent, its delivery is not known.
+            DeliveryStatus::Unknown(t) => {
+                Status::new("1.1", format!("Sent; delivery could not be confirmed: {t}"))
+            }
         };
         let mut line = s.to_line();
         line.value = format!("{};mailto:{}", line.value, d.address);

@@ -180,6 +180,9 @@ pub fn of_upstream(e: &CaldavError, subject: Subject) -> Status {
     });
     let prefix = match code {
         _ if data.is_some() => "The calendar server refused the data",
+        UNAVAILABLE if e.outcome_unknown() => {
+            "No answer from the calendar server (the change may or may not have been made)"
+        }
         UNAVAILABLE => "Upstream unavailable, nothing was done",
         NO_AUTHORITY => "The calendar server refused access",
         NOT_FOUND => "Not found on the calendar server",

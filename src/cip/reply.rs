@@ -52,6 +52,13 @@ pub fn error(e: &TranslateError) -> String {
         TranslateError::Upstream(u) => {
             if u.is_unavailable() {
                 "NO 000 Upstream unavailable".into()
+            } else if u.is_uid_conflict() {
+                "NO 000 The UID is in use by another event on the calendar server".into()
+            } else if u.is_data_refused() {
+                match u.condition() {
+                    Some(c) => format!("NO 001 The calendar server refused the data ({c})"),
+                    None => "NO 001 The calendar server refused the data".into(),
+                }
             } else if u.is_unauthorized() || u.status() == Some(403) {
                 "NO 002 The calendar server refused access".into()
             } else if u.status() == Some(413) {
@@ -68,7 +75,7 @@ pub fn error(e: &TranslateError) -> String {
 /// SENDEVENT: one line per local attendee, then the completion (spec §7.3 #15).
 pub fn sendevent(o: &SendEventOutcome) -> Vec<String> {
     let mut lines = Vec::new();
-    let (mut delivered, mut refused, mut other) = (0, 0, 0);
+    let (mut delivered, mut refused, mut other, mut unknown) = (0, 0, 0, 0);
     for d in &o.deliveries {
         match &d.status {
             DeliveryStatus::Delivered => {
@@ -87,6 +94,10 @@ pub fn sendevent(o: &SendEventOutcome) -> Vec<String> {
                 other += 1;
                 lines.push(format!("* FAILED {} {why}", d.address));
             }
+            DeliveryStatus::Unknown(why) => {
+                unknown += 1;
+                lines.push(format!("* UNKNOWN {} {why}", d.address));
+            }
         }
     }
     let completion = if o.deliveries.is_empty() {
@@ -98,6 +109,8 @@ pub fn sendevent(o: &SendEventOutcome) -> Vec<String> {
                 o.sequence
             )
         }
+    } else if refused + other == 0 && unknown > 0 {
+        "OK 003 Event stored; delivery could not be confirmed for every attendee".to_owned()
     } else if refused + other == 0 {
         if o.written {
             "OK 000 Event delivered".to_owned()
@@ -107,7 +120,7 @@ pub fn sendevent(o: &SendEventOutcome) -> Vec<String> {
                 o.sequence
             )
         }
-    } else if delivered > 0 {
+    } else if delivered + unknown > 0 {
         "OK 003 Not all attendees received the event".to_owned()
     } else if other == 0 {
         "NO 002 No attendee accepts events from this organizer".to_owned()

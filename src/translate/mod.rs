@@ -105,6 +105,9 @@ pub enum DeliveryStatus {
     Refused,
     /// Delivery failed (other statuses, or an upstream error); the text says how.
     Failed(String),
+    /// The event was stored, but whether it reached the attendee could not be read (the
+    /// upstream went away after the write); the text says why.
+    Unknown(String),
 }
 
 /// One attendee's delivery.

@@ -223,7 +223,7 @@ impl Gateway {
                             .iter()
                             .map(|a| Delivery {
                                 address: a.addr.clone(),
-                                status: DeliveryStatus::Failed(format!(
+                                status: DeliveryStatus::Unknown(format!(
                                     "stored, but its delivery status could not be read: {e}"
                                 )),
                             })
