@@ -269,13 +269,28 @@ fn read_property(node: Node<'_, '_>) -> Property {
         namespace: node.tag_name().namespace().unwrap_or("").to_owned(),
         name: node.tag_name().name().to_owned(),
         text: text_of(node),
-        hrefs: node
-            .descendants()
-            .filter(|n| is(n, DAV, "href"))
-            .map(|n| text_of(n).trim().to_owned())
-            .collect(),
+        hrefs: hrefs_of(node),
         children: read_children(node, MAX_ELEMENT_DEPTH),
     }
+}
+
+/// The text of every `DAV:href` at or below `node`, in document order. A `DAV:href` nested
+/// in another (never in a valid body) is part of the outer one's text, not an entry of its
+/// own: reading each nested one separately made a deeply nested body quadratic.
+fn hrefs_of(node: Node<'_, '_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if is(&n, DAV, "href") {
+            out.push(text_of(n).trim().to_owned());
+            continue;
+        }
+        // Reversed, so the first child is popped first.
+        let first = stack.len();
+        stack.extend(n.children().filter(Node::is_element));
+        stack[first..].reverse();
+    }
+    out
 }
 
 /// The child elements of `node`, `depth` levels deep.
@@ -473,6 +488,26 @@ END:VCALENDAR
         assert_eq!(parse_status_line("HTTP/1.1 abc"), None);
         assert_eq!(parse_status_line("200 OK"), None);
         assert_eq!(parse_status_line("HTTP/1.1 999 X"), None);
+    }
+
+    /// Found while writing the `multistatus` fuzz target: every nested `DAV:href` re-read the
+    /// text of all those inside it, so a body of 20 000 nested hrefs (340 KB, well under
+    /// `max_response_bytes`) took seconds and one of 100 000 minutes. Now each href subtree is
+    /// read once.
+    #[test]
+    fn nested_hrefs_are_read_once() {
+        let depth = 50_000;
+        let body = format!(
+            r#"<D:multistatus xmlns:D="DAV:"><D:response><D:href>/x</D:href><D:propstat>
+<D:prop><D:p><D:href>a</D:href>{}b{}<D:q><D:href> c </D:href></D:q></D:p></D:prop>
+<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>"#,
+            "<D:href>".repeat(depth),
+            "</D:href>".repeat(depth)
+        );
+        let ms = parse_multistatus(&body).unwrap();
+        let p = ms.responses[0].prop(DAV, "p").unwrap();
+        assert_eq!(p.hrefs, ["a", "b", "c"]);
+        assert_eq!(p.text, "ab c ");
     }
 
     #[test]

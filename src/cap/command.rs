@@ -240,7 +240,9 @@ fn raw_line(input: &str) -> IResult<&str, RawLine<'_>> {
             first,
             second: args.next(),
             rest: args.collect(),
-            trailer: trailer.map(str::trim).filter(|t| !t.is_empty()),
+            // ASCII blanks only, as between arguments: `ABORT ; x\x0b` and `ABORT x\x0b` name
+            // the same command id.
+            trailer: trailer.map(str::trim_ascii).filter(|t| !t.is_empty()),
         },
     ))
 }
@@ -464,6 +466,23 @@ mod tests {
             cmd("ABORT ; xyz12346"),
             Command::Abort {
                 cmdid: Some("xyz12346".into())
+            }
+        );
+    }
+
+    /// Found by the `cap_command` fuzz target: the trailer was trimmed with Unicode rules
+    /// (which strip a vertical tab) while arguments end at ASCII blanks only, so one command
+    /// id read differently in its two forms.
+    #[test]
+    fn command_id_is_the_same_in_both_forms() {
+        let id = Some("x\u{b}".to_owned());
+        assert_eq!(cmd("ABORT x\u{b}"), Command::Abort { cmdid: id.clone() });
+        assert_eq!(cmd("ABORT ; x\u{b}"), Command::Abort { cmdid: id.clone() });
+        assert_eq!(
+            cmd("CONTINUE ; x\u{b} "),
+            Command::Continue {
+                latency: None,
+                cmdid: id
             }
         );
     }

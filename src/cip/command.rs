@@ -145,8 +145,9 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "LOGOUT" => no_args("LOGOUT", Command::Quit),
         "NOOP" => no_args("NOOP", Command::Noop),
         "AUTHENTICATE" => {
-            // The password may legitimately end in '+', so use the raw arguments here.
-            let raw = args.trim_end_matches(['\r', '\n']);
+            // The password may legitimately end in '+', so use the raw arguments here. Blanks
+            // before a stray CR/LF end are trimmed too, as they are at the end of any line.
+            let raw = args.trim_end_matches(['\r', '\n', ' ', '\t']);
             let usage = || {
                 CommandError::BadArguments("Usage: AUTHENTICATE LOGIN <identity> <password>".into())
             };
@@ -254,6 +255,22 @@ mod tests {
                 "{line:?}"
             );
         }
+    }
+
+    /// Found by the `cip_command` fuzz target: `pw \r` gave the password `pw ` (the line's
+    /// blanks were trimmed before the CR was), while `pw ` and `pw` give `pw`.
+    #[test]
+    fn password_ignores_blanks_before_a_stray_line_end() {
+        for line in [
+            "AUTHENTICATE LOGIN alice pw \r",
+            "AUTHENTICATE LOGIN alice pw\t\r\n",
+        ] {
+            assert_eq!(parse(line), Ok(login("alice", "pw")), "{line:?}");
+        }
+        assert!(matches!(
+            parse("AUTHENTICATE LOGIN alice \r"),
+            Err(CommandError::BadArguments(_))
+        ));
     }
 
     #[test]

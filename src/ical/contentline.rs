@@ -86,7 +86,7 @@ pub enum ContentLineError {
         /// The offending character.
         found: char,
     },
-    /// The value contains a raw CR or LF (it must have been unfolded).
+    /// The value or a parameter value contains a raw CR or LF (it must have been unfolded).
     #[error("value of property {property} contains a raw CR or LF")]
     LineBreakInValue {
         /// The property name.
@@ -263,7 +263,14 @@ impl ContentLine {
                     Err(_) => return Err(param_error(&prop, params.len() + 1, after, line)),
                 }
             } else if let Some(value) = rest.strip_prefix(':') {
-                if value.contains(['\r', '\n']) {
+                // A raw CR or LF is never data, in the value or in a parameter value (there
+                // `to_line` would turn it into an RFC 6868 `^n`, so the line would not survive
+                // parse -> to_line -> parse).
+                let in_params = params
+                    .iter()
+                    .flat_map(|p| &p.values)
+                    .any(|v| v.contains(['\r', '\n']));
+                if in_params || value.contains(['\r', '\n']) {
                     return Err(ContentLineError::LineBreakInValue { property: prop });
                 }
                 return Ok(ContentLine {
@@ -822,6 +829,26 @@ mod tests {
             "RRULE:FREQ=WEEKLY;BYDAY=MO,WE",
         ] {
             assert_eq!(ContentLine::parse(line).unwrap().to_line(), line);
+        }
+    }
+
+    /// Found by the `contentline_roundtrip` fuzz target: a lone CR inside a parameter value
+    /// was accepted, and `to_line` wrote it as `^n`, so parse -> to_line -> parse changed it.
+    #[test]
+    fn raw_line_break_in_parameter_value_is_rejected() {
+        for line in [
+            "X;CN=a\rb:v",
+            "X;CN=\"a\rb\":v",
+            "X;CN=a,b\n:v",
+            "X;A=1;CN=a\r:v",
+        ] {
+            assert_eq!(
+                ContentLine::parse(line),
+                Err(ContentLineError::LineBreakInValue {
+                    property: "X".into()
+                }),
+                "{line:?}"
+            );
         }
     }
 

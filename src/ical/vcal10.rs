@@ -695,7 +695,12 @@ fn parse_relaxed(line: &str, applied: &mut Applied) -> Result<ContentLine, Conte
         value: value.to_string(),
     };
     if strict.as_ref() != Ok(&relaxed) {
-        if relaxed.value.contains(['\r', '\n']) {
+        let in_params = relaxed
+            .params
+            .iter()
+            .flat_map(|p| &p.values)
+            .any(|v| v.contains(['\r', '\n']));
+        if in_params || relaxed.value.contains(['\r', '\n']) {
             return Err(ContentLineError::LineBreakInValue {
                 property: relaxed.name,
             });
@@ -1393,6 +1398,23 @@ mod tests {
 
     fn run(lines: &[&str], quirks: Quirks) -> Result<Normalised, NormaliseError> {
         normalise(&lines.join("\r\n"), &opts_with(quirks))
+    }
+
+    /// The `contentline_roundtrip` fuzz finding seen through the normaliser: a lone CR in a
+    /// parameter value is refused like one in the value, with or without `relaxed_spacing`
+    /// (it used to reach the upstream as an RFC 6868 `^n`).
+    #[test]
+    fn raw_cr_in_parameter_value_is_refused() {
+        for quirks in [Quirks::default(), Quirks::strict()] {
+            let lines = ["BEGIN:VEVENT", "UID:1", "X-A;CN=a\rb:v", "END:VEVENT"];
+            match run(&lines, quirks) {
+                Err(NormaliseError::Line {
+                    source: ContentLineError::LineBreakInValue { property },
+                    ..
+                }) => assert_eq!(property, "X-A"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     /// The folded output as logical lines.
