@@ -1349,6 +1349,13 @@ fn convert_component(c: &mut Component, ctx: &mut Ctx<'_>) -> Result<(), Normali
 
 /// VERSION and PRODID on the VCALENDAR.
 fn convert_calendar(cal: &mut Component, ctx: &mut Ctx<'_>) {
+    // RFC 5545 §3.6: each at most once. A repeat keeps the first (the one `value()` reads),
+    // so a second `VERSION:1.0` or `PRODID` never reaches the upstream.
+    for name in ["VERSION", "PRODID", "CALSCALE", "METHOD"] {
+        let mut seen = false;
+        cal.properties
+            .retain(|p| p.name != name || !std::mem::replace(&mut seen, true));
+    }
     match cal.property_mut("VERSION") {
         Some(v) => {
             // The output is iCalendar 2.0 whatever the input claimed.
@@ -1398,6 +1405,39 @@ mod tests {
 
     fn run(lines: &[&str], quirks: Quirks) -> Result<Normalised, NormaliseError> {
         normalise(&lines.join("\r\n"), &opts_with(quirks))
+    }
+
+    /// Found by the `vcal10` fuzz target: a bare property list with two PRODID lines gave a
+    /// VCALENDAR with two PRODIDs, and a repeated VERSION:1.0 stayed next to VERSION:2.0.
+    #[test]
+    fn repeated_calendar_properties_keep_the_first() {
+        let bare = [
+            "METHOD:REQUEST",
+            "PRODID:-//a//EN",
+            "UID:1",
+            "PRODID:-//b//EN",
+            "METHOD:CANCEL",
+        ];
+        let wrapped = [
+            "BEGIN:VCALENDAR",
+            "VERSION:1.0",
+            "VERSION:1.0",
+            "PRODID:-//a//EN",
+            "PRODID:-//b//EN",
+            "BEGIN:VEVENT",
+            "UID:1",
+            "END:VEVENT",
+            "END:VCALENDAR",
+        ];
+        for lines in [&bare[..], &wrapped[..]] {
+            let n = run(lines, Quirks::default()).unwrap();
+            let cal = &n.calendar;
+            for name in ["VERSION", "PRODID", "METHOD"] {
+                assert!(cal.properties(name).count() <= 1, "{name}: {lines:?}");
+            }
+            assert_eq!(cal.value("VERSION"), Some("2.0"));
+            assert_eq!(cal.value("PRODID"), Some("-//a//EN"));
+        }
     }
 
     /// The `contentline_roundtrip` fuzz finding seen through the normaliser: a lone CR in a
