@@ -10,7 +10,7 @@
 //! `tls_key` in `gateway.toml` from the message alone.
 
 use rustls::crypto::CryptoProvider;
-use rustls::sign::CertifiedKey;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer};
 use std::fmt::Write as _;
@@ -174,11 +174,11 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     let key_der = parse_key(key, &key_bytes)?;
 
     let provider = provider();
-    // Load and compare explicitly so each failure gets its own message; `with_single_cert`
-    // below repeats the same checks.
+    // Load and compare here, not in `with_single_cert`, so each failure gets its own message;
+    // the checked pair is then handed to rustls as it is.
     let signing_key = provider
         .key_provider
-        .load_private_key(key_der.clone_key())
+        .load_private_key(key_der)
         .map_err(|e| TlsError::BadKey {
             path: key.to_owned(),
             reason: match e {
@@ -187,7 +187,14 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
                 e => e.to_string(),
             },
         })?;
-    match CertifiedKey::new(chain.clone(), signing_key).keys_match() {
+    let certified = CertifiedKey::new(chain, signing_key);
+    let config_error = |e: rustls::Error| TlsError::Config {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        reason: e.to_string(),
+    };
+    match certified.keys_match() {
+        // rustls' own rule (`CertifiedKey::from_der`): an unknown consistency is no error.
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(rustls::Error::InconsistentKeys(_)) => {
             return Err(TlsError::KeyMismatch {
@@ -195,32 +202,13 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
                 key: key.to_owned(),
             });
         }
-        Err(e) => {
-            return Err(TlsError::Config {
-                cert: cert.to_owned(),
-                key: key.to_owned(),
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return Err(config_error(e)),
     }
-
-    let config_error = |e: rustls::Error| match e {
-        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-        },
-        e => TlsError::Config {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            reason: e.to_string(),
-        },
-    };
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(config_error)?
         .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .map_err(config_error)?;
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     Ok(Arc::new(config))
 }
 

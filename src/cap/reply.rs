@@ -40,6 +40,8 @@ pub mod code {
     pub const EXPAND_ERROR: &str = "2.4";
     /// Capability not supported.
     pub const NOT_SUPPORTED: &str = "3.1.4";
+    /// Access denied (a SENDDATA command this identity may not send).
+    pub const ACCESS_DENIED: &str = "4.1";
     /// Authentication failed.
     pub const AUTH_FAILED: &str = "6.0";
     /// Authorization identity refused.
@@ -62,6 +64,8 @@ pub mod code {
     pub const BUSY: &str = "8.1";
     /// Object over the size limit.
     pub const TOO_LARGE: &str = "8.2";
+    /// UID already in use.
+    pub const UID_IN_USE: &str = "8.5";
     /// Unrecognised command.
     pub const UNKNOWN: &str = "9.0";
     /// Unexpected command (wrong state).
@@ -231,11 +235,11 @@ pub fn expand_error(argument: &str, e: &TranslateError) -> Reply {
 /// `2.0`.
 pub fn senddata_error(cmdid: Option<&str>, e: &TranslateError) -> Reply {
     let (code, text) = match e {
-        TranslateError::BadInput(t) => (code::FAILURE, t.clone()),
-        TranslateError::AccessDenied(t) => ("4.1", t.clone()),
-        TranslateError::NotFound(t) => (code::FAILURE, t.clone()),
-        TranslateError::Conflict(t) => (code::FAILURE, t.clone()),
-        TranslateError::Exists(t) => ("8.5", t.clone()),
+        TranslateError::BadInput(t) | TranslateError::NotFound(t) | TranslateError::Conflict(t) => {
+            (code::FAILURE, t.clone())
+        }
+        TranslateError::AccessDenied(t) => (code::ACCESS_DENIED, t.clone()),
+        TranslateError::Exists(t) => (code::UID_IN_USE, t.clone()),
         TranslateError::Upstream(u) if u.is_unavailable() => (
             code::FAILURE,
             format!("Upstream unavailable: {}", upstream_summary(u)),
@@ -278,14 +282,16 @@ pub fn response(cmdid: Option<&str>, targets: &[TargetReply]) -> Reply {
         c.components.extend(t.components.iter().cloned());
         c.to_ics().lines().map(str::to_owned).collect()
     };
+    // One text/calendar entity: its header lines, a blank line, the VCAP.
+    let entity = |data: &mut Vec<String>, t: &TargetReply| {
+        data.push(content_type.clone());
+        data.push("Content-Transfer-Encoding: 8bit".into());
+        data.push(String::new());
+        data.extend(vcap(t));
+    };
     let mut data = Vec::new();
     match targets {
-        [one] => {
-            data.push(content_type);
-            data.push("Content-Transfer-Encoding: 8bit".into());
-            data.push(String::new());
-            data.extend(vcap(one));
-        }
+        [one] => entity(&mut data, one),
         many => {
             let boundary = crate::translate::freebusy::generate_uid();
             data.push(format!(
@@ -294,10 +300,7 @@ pub fn response(cmdid: Option<&str>, targets: &[TargetReply]) -> Reply {
             data.push(String::new());
             for t in many {
                 data.push(format!("--{boundary}"));
-                data.push(content_type.clone());
-                data.push("Content-Transfer-Encoding: 8bit".into());
-                data.push(String::new());
-                data.extend(vcap(t));
+                entity(&mut data, t);
             }
             data.push(format!("--{boundary}--"));
         }

@@ -124,12 +124,6 @@ impl Accounts {
     }
 }
 
-struct Decoy {
-    salt: Vec<u8>,
-    stored_key: [u8; scram::KEY_LEN],
-    server_key: [u8; scram::KEY_LEN],
-}
-
 /// What a finished exchange proved, before any check against the upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Captured {
@@ -172,7 +166,8 @@ struct Capture {
 }
 
 impl Capture {
-    fn decoy(&self, name: &str) -> Decoy {
+    /// The verifier answered for an unknown user: stable per name, matching no password.
+    fn decoy(&self, name: &str) -> StoredKeys {
         let a = &self.accounts;
         let part = |label: &str| {
             let mut data = label.as_bytes().to_vec();
@@ -180,7 +175,8 @@ impl Capture {
             data.extend_from_slice(name.as_bytes());
             scram::hmac_sha256(&a.decoy_key, &data)
         };
-        Decoy {
+        StoredKeys {
+            iterations: a.decoy_iterations,
             salt: part("salt")[..a.decoy_salt_len].to_vec(),
             stored_key: part("stored"),
             server_key: part("server"),
@@ -199,22 +195,20 @@ impl SessionCallback for Capture {
             return Ok(());
         }
         let name = context.get_ref::<AuthId>().unwrap_or_default();
-        if let Some(a) = self.accounts.find(name) {
-            request.satisfy::<ScramStoredPassword>(&ScramStoredPassword::new(
-                a.keys.iterations,
-                &a.keys.salt,
-                &a.keys.stored_key,
-                &a.keys.server_key,
-            ))?;
-        } else {
-            let d = self.decoy(name);
-            request.satisfy::<ScramStoredPassword>(&ScramStoredPassword::new(
-                self.accounts.decoy_iterations,
-                &d.salt,
-                &d.stored_key,
-                &d.server_key,
-            ))?;
-        }
+        let decoy;
+        let keys = match self.accounts.find(name) {
+            Some(a) => &a.keys,
+            None => {
+                decoy = self.decoy(name);
+                &decoy
+            }
+        };
+        request.satisfy::<ScramStoredPassword>(&ScramStoredPassword::new(
+            keys.iterations,
+            &keys.salt,
+            &keys.stored_key,
+            &keys.server_key,
+        ))?;
         Ok(())
     }
 
@@ -224,52 +218,56 @@ impl SessionCallback for Capture {
         context: &Context,
         validate: &mut Validate<'_>,
     ) -> Result<(), ValidationError> {
-        let mech = session_data.mechanism().mechanism.as_str();
-        if mech == "PLAIN" {
-            validate.with::<CaptureValidation, _>(|| {
+        match Mechanism::from_name(session_data.mechanism().mechanism.as_str()) {
+            Some(Mechanism::Plain) => {
+                validate.with::<CaptureValidation, _>(|| {
+                    let authcid = context.get_ref::<AuthId>().unwrap_or_default();
+                    let authzid = context.get_ref::<AuthzId>().unwrap_or_default();
+                    let password = context.get_ref::<Password>().unwrap_or_default();
+                    if !authzid.is_empty() && authzid != authcid {
+                        return Ok(Captured::AuthzidRefused);
+                    }
+                    let password = String::from_utf8(password.to_vec())
+                        .map_err(|_| ValidationError::Boxed(Box::new(NotUtf8)))?;
+                    Ok(Captured::Plain {
+                        authcid: authcid.to_owned(),
+                        password: Secret::new(password),
+                    })
+                })?;
+            }
+            Some(Mechanism::Anonymous) => {
+                validate.with::<CaptureValidation, _>(|| {
+                    Ok(Captured::Anonymous {
+                        trace: context
+                            .get_ref::<AnonymousToken>()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    })
+                })?;
+            }
+            Some(Mechanism::ScramSha256) => {
                 let authcid = context.get_ref::<AuthId>().unwrap_or_default();
                 let authzid = context.get_ref::<AuthzId>().unwrap_or_default();
-                let password = context.get_ref::<Password>().unwrap_or_default();
-                if !authzid.is_empty() && authzid != authcid {
-                    return Ok(Captured::AuthzidRefused);
+                // Only a real account validates (a decoy's keys match no proof anyway).
+                if let Some(a) = self.accounts.find(authcid) {
+                    // An authzid naming the same account (`alice` for `alice@<domain>`) is none.
+                    let same = authzid.is_empty()
+                        || self
+                            .accounts
+                            .find(authzid)
+                            .is_some_and(|z| z.user == a.user);
+                    let captured = if same {
+                        Captured::Scram {
+                            authcid: a.user.clone(),
+                            upstream_password: a.upstream_password.clone(),
+                        }
+                    } else {
+                        Captured::AuthzidRefused
+                    };
+                    validate.with::<CaptureValidation, _>(|| Ok(captured))?;
                 }
-                let password = String::from_utf8(password.to_vec())
-                    .map_err(|_| ValidationError::Boxed(Box::new(NotUtf8)))?;
-                Ok(Captured::Plain {
-                    authcid: authcid.to_owned(),
-                    password: Secret::new(password),
-                })
-            })?;
-        } else if mech == "ANONYMOUS" {
-            validate.with::<CaptureValidation, _>(|| {
-                Ok(Captured::Anonymous {
-                    trace: context
-                        .get_ref::<AnonymousToken>()
-                        .unwrap_or_default()
-                        .to_owned(),
-                })
-            })?;
-        } else if mech == "SCRAM-SHA-256" {
-            let authcid = context.get_ref::<AuthId>().unwrap_or_default();
-            let authzid = context.get_ref::<AuthzId>().unwrap_or_default();
-            // Only a real account validates (a decoy's keys match no proof anyway).
-            if let Some(a) = self.accounts.find(authcid) {
-                // An authzid naming the same account (`alice` for `alice@<domain>`) is none.
-                let same = authzid.is_empty()
-                    || self
-                        .accounts
-                        .find(authzid)
-                        .is_some_and(|z| z.user == a.user);
-                let captured = if same {
-                    Captured::Scram {
-                        authcid: a.user.clone(),
-                        upstream_password: a.upstream_password.clone(),
-                    }
-                } else {
-                    Captured::AuthzidRefused
-                };
-                validate.with::<CaptureValidation, _>(|| Ok(captured))?;
             }
+            None => {}
         }
         Ok(())
     }
@@ -364,6 +362,11 @@ pub enum Step {
 }
 
 impl Exchange {
+    /// Client messages fed so far (the initial response counts).
+    pub fn messages(&self) -> u32 {
+        self.messages
+    }
+
     /// Feeds one client message, base64 as sent (`""` for an empty message).
     pub fn step(&mut self, base64: &str) -> Step {
         self.messages += 1;

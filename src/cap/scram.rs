@@ -214,16 +214,17 @@ impl TestClient {
         let iterations: u32 = attr("i=").parse().unwrap();
         let without_proof = format!("c={},r={nonce}", base64_encode(self.gs2.as_bytes()));
         let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
-        let keys = StoredKeys::derive(self.password.as_bytes(), &salt, iterations);
+        // RFC 5802 §3 from the password, as a client computes it (not via `StoredKeys`).
         let salted = salted_password(self.password.as_bytes(), &salt, iterations);
         let client_key = hmac_sha256(&salted, b"Client Key");
-        let signature = hmac_sha256(&keys.stored_key, auth_message.as_bytes());
+        let signature = hmac_sha256(&sha256(&client_key), auth_message.as_bytes());
         let proof: Vec<u8> = client_key
             .iter()
             .zip(signature)
             .map(|(k, s)| k ^ s)
             .collect();
-        self.server_signature = Some(hmac_sha256(&keys.server_key, auth_message.as_bytes()));
+        let server_key = hmac_sha256(&salted, b"Server Key");
+        self.server_signature = Some(hmac_sha256(&server_key, auth_message.as_bytes()));
         base64_encode(format!("{without_proof},p={}", base64_encode(&proof)).as_bytes())
     }
 

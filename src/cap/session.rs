@@ -27,7 +27,7 @@ use super::payload::{self, Payload};
 use super::reply::{self, Reply, code};
 use super::sasl::{Captured, Exchange, Mechanism, Sasl, Step};
 use super::senddata::{self, Outcome, TargetReply};
-use super::status::Status;
+use super::status;
 use crate::config::{AbortCode, PendingCode, ResponseFraming};
 use crate::framing::Frame;
 use crate::secret::Secret;
@@ -219,8 +219,6 @@ pub struct Session {
     identity: Option<Identity>,
     tls_active: bool,
     auth_attempts: u32,
-    /// Client messages in the current SASL exchange.
-    sasl_steps: u32,
     /// Command lines before login other than AUTHENTICATE.
     junk: u32,
     /// The tag of the command being answered.
@@ -237,7 +235,6 @@ impl Session {
             state: State::Connected,
             identity: None,
             auth_attempts: 0,
-            sasl_steps: 0,
             junk: 0,
             tag: None,
         }
@@ -310,11 +307,14 @@ impl Session {
         self.render(reply).into_iter().map(Action::Send).collect()
     }
 
-    fn tagged(&self, line: &str) -> String {
-        match &self.tag {
-            Some(t) => format!("{t} {line}"),
-            None => line.to_owned(),
-        }
+    /// An intermediate reply (`2.0.1`, `2.0.12`): the status line alone.
+    fn tagged(&self, status: &'static str) -> String {
+        Reply::new(status).status_line(self.tag.as_deref())
+    }
+
+    /// Who the session acts for: the logged-in identity (anonymous before login).
+    fn acting_identity(&self) -> Identity {
+        self.identity.clone().unwrap_or(Identity::Anonymous)
     }
 
     /// Feeds one input; returns the actions to carry out, in order.
@@ -478,21 +478,21 @@ impl Session {
             Command::Identify { upn } => self.run_busy(
                 BusyWith::Identify,
                 Work::Identify {
-                    identity: self.identity.clone().unwrap_or(Identity::Anonymous),
+                    identity: self.acting_identity(),
                     upn,
                 },
             ),
             Command::CalidExpand { calid } => self.run_busy(
                 BusyWith::Expand(calid.clone()),
                 Work::CalidExpand {
-                    identity: self.identity.clone().unwrap_or(Identity::Anonymous),
+                    identity: self.acting_identity(),
                     calid,
                 },
             ),
             Command::UpnExpand { upn } => self.run_busy(
                 BusyWith::Expand(upn.clone()),
                 Work::UpnExpand {
-                    identity: self.identity.clone().unwrap_or(Identity::Anonymous),
+                    identity: self.acting_identity(),
                     upn,
                 },
             ),
@@ -558,7 +558,6 @@ impl Session {
             ));
         }
         self.auth_attempts += 1;
-        self.sasl_steps = 0;
         let mut exchange = match self.sasl.start(mech) {
             Ok(e) => Box::new(e),
             Err(e) => {
@@ -568,7 +567,6 @@ impl Session {
         };
         match initial {
             Some(ir) => {
-                self.sasl_steps += 1;
                 let step = exchange.step(&ir);
                 self.sasl_step(exchange, false, step)
             }
@@ -588,19 +586,11 @@ impl Session {
         challenged: bool,
         frame: Frame,
     ) -> Vec<Action> {
-        let line = match frame {
-            Frame::Line(l) => String::from_utf8_lossy(&l).trim().to_owned(),
-            _ => return self.auth_failed(challenged, code::AUTH_FAILED, "Response line too long"),
+        let line = match self.sasl_response(frame, challenged) {
+            Ok(line) => line,
+            Err(answer) => return answer,
         };
-        if line == "." || line == "*" {
-            // The client cancels (cap-00/-01 §7.1.3: "."; "*" is the IMAP habit).
-            self.state = State::Connected;
-            return self.send(
-                Reply::new(code::AUTH_CANCELLED).text("Authentication cancelled by the client"),
-            );
-        }
-        self.sasl_steps += 1;
-        if self.sasl_steps > self.config.max_sasl_steps {
+        if exchange.messages() >= self.config.max_sasl_steps {
             tracing::info!(limit = "sasl_steps", "CAP SASL exchange refused at a limit");
             let mut a = self.auth_failed(
                 challenged,
@@ -616,24 +606,32 @@ impl Session {
 
     /// The client's answer to the server's final SASL data: empty (or `=`) to finish.
     fn sasl_final_frame(&mut self, captured: Captured, frame: Frame) -> Vec<Action> {
-        let line = match frame {
-            Frame::Line(l) => String::from_utf8_lossy(&l).trim().to_owned(),
-            _ => return self.auth_failed(true, code::AUTH_FAILED, "Response line too long"),
-        };
-        match line.as_str() {
-            "" | "=" => self.sasl_captured(captured, true),
-            "." | "*" => {
-                self.state = State::Connected;
-                self.send(
-                    Reply::new(code::AUTH_CANCELLED).text("Authentication cancelled by the client"),
-                )
-            }
-            _ => self.auth_failed(
+        match self.sasl_response(frame, true) {
+            Ok(line) if line.is_empty() || line == "=" => self.sasl_captured(captured, true),
+            Ok(_) => self.auth_failed(
                 true,
                 code::AUTH_FAILED,
                 "Authentication failed: expected an empty response to the server's final message",
             ),
+            Err(answer) => answer,
         }
+    }
+
+    /// One client line of a SASL exchange, or the answer when it ends the exchange: a frame
+    /// that is no line fails it, `.` or `*` cancels it (cap-00/-01 §7.1.3: "."; "*" is the
+    /// IMAP habit).
+    fn sasl_response(&mut self, frame: Frame, challenged: bool) -> Result<String, Vec<Action>> {
+        let Frame::Line(l) = frame else {
+            return Err(self.auth_failed(challenged, code::AUTH_FAILED, "Response line too long"));
+        };
+        let line = String::from_utf8_lossy(&l).trim().to_owned();
+        if line == "." || line == "*" {
+            self.state = State::Connected;
+            return Err(self.send(
+                Reply::new(code::AUTH_CANCELLED).text("Authentication cancelled by the client"),
+            ));
+        }
+        Ok(line)
     }
 
     fn sasl_step(&mut self, exchange: Box<Exchange>, challenged: bool, step: Step) -> Vec<Action> {
@@ -781,20 +779,13 @@ impl Session {
             // The MIME envelope was readable, so the transport says 2.0 and the object's
             // status says what is wrong with it (spec §2.8).
             Err(e) => {
-                let code = match e {
-                    payload::PayloadError::Syntax(_) => "3.0",
-                    payload::PayloadError::NoObject | payload::PayloadError::NoMethod => "3.11",
-                    payload::PayloadError::TooMany => "3.14",
-                };
                 return self.send(reply::response(
                     None,
-                    &[TargetReply::of(Vec::new())
-                        .with_status(Status::new(code, format!("{e} (nothing was done)")))],
+                    &[TargetReply::of(Vec::new()).with_status(status::of_payload_error(&e))],
                 ));
             }
         };
         tracing::info!(method = payload.method.name(), cmdid = ?payload.cmdid, "CAP SENDDATA");
-        let identity = self.identity.clone().unwrap_or(Identity::Anonymous);
         match senddata::local(&payload, &self.config.server_id) {
             Some(outcome) => self.send(reply::response(payload.cmdid.as_deref(), &outcome.targets)),
             None => {
@@ -804,7 +795,7 @@ impl Session {
                     awaiting_continue: false,
                 });
                 let mut a = vec![Action::Run(Work::Command {
-                    identity,
+                    identity: self.acting_identity(),
                     payload: Box::new(payload),
                 })];
                 if let Some(secs) = latency {

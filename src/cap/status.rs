@@ -6,6 +6,7 @@
 //! 5.1 service unavailable); the CAP codes fill the gaps (6.1 container not found and 6.2
 //! already exists from cap-04 §7.2.1.2, 8.5 UID already in use, 10.4 quota, 8.0 failure).
 
+use super::payload::PayloadError;
 use crate::caldav::CaldavError;
 use crate::ical::contentline::ContentLine;
 use crate::translate::TranslateError;
@@ -93,12 +94,16 @@ impl From<Refusal> for Status {
 
 /// 2.0 Success.
 pub const SUCCESS: &str = "2.0";
+/// 3.0 Invalid property name (RFC 2446): the data is not a calendar object at all.
+pub const INVALID_NAME: &str = "3.0";
 /// 3.1 Invalid property value (RFC 2446): the client's data cannot be used.
 pub const INVALID_VALUE: &str = "3.1";
 /// 3.8 No authority (RFC 2446): the upstream (or policy) does not let this identity do it.
 pub const NO_AUTHORITY: &str = "3.8";
 /// 3.10 Request entity too large (RFC 2446).
 pub const TOO_LARGE: &str = "3.10";
+/// 3.11 Required component or property missing (RFC 2446).
+pub const MISSING: &str = "3.11";
 /// 3.14 Unsupported capability (RFC 2446): a method or feature the upstream cannot carry out.
 pub const UNSUPPORTED: &str = "3.14";
 /// 5.1 Service unavailable (RFC 2446): the upstream could not be used; nothing was done.
@@ -137,6 +142,17 @@ pub fn of_error(e: &TranslateError, subject: Subject) -> Status {
         },
         TranslateError::Upstream(u) => of_upstream(u, subject),
     }
+}
+
+/// The status for a SENDDATA payload that holds no usable command (spec §2.8: its MIME envelope
+/// was readable, so the transport says 2.0 and this status says what is wrong).
+pub fn of_payload_error(e: &PayloadError) -> Status {
+    let code = match e {
+        PayloadError::Syntax(_) => INVALID_NAME,
+        PayloadError::NoObject | PayloadError::NoMethod => MISSING,
+        PayloadError::TooMany => UNSUPPORTED,
+    };
+    Status::new(code, format!("{e} (nothing was done)"))
 }
 
 /// The code for a CalDAV precondition about the data itself (RFC 4791 §5.3.2.1, §9.6),
@@ -280,6 +296,16 @@ mod tests {
         // Other conditions keep the status's meaning.
         assert_eq!(refused(403, "DAV:", "need-privileges").code, "3.8");
         assert_eq!(refused(409, caldav, "no-uid-conflict").code, "6.1");
+    }
+
+    #[test]
+    fn unusable_payloads() {
+        let s = of_payload_error(&PayloadError::Syntax("line 3".into()));
+        assert_eq!(s.code, "3.0");
+        assert!(s.text.ends_with("line 3 (nothing was done)"), "{}", s.text);
+        assert_eq!(of_payload_error(&PayloadError::NoObject).code, "3.11");
+        assert_eq!(of_payload_error(&PayloadError::NoMethod).code, "3.11");
+        assert_eq!(of_payload_error(&PayloadError::TooMany).code, "3.14");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::caldav::Credentials;
+use crate::cap::status::Status;
 
 /// A successful outcome naming `targets`.
 fn outcome(targets: Vec<String>) -> crate::cap::senddata::Outcome {
@@ -327,6 +328,14 @@ fn scram_session(mut c: SessionConfig) -> Session {
 
 use super::super::scram::TestClient;
 
+/// AUTHENTICATE SCRAM-SHA-256 with the client-first as initial response, then the
+/// client-final; returns the session's answer to the client-final.
+fn scram_exchange(s: &mut Session, client: &mut TestClient) -> Vec<Action> {
+    let a = line(s, &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()));
+    let server_first = sent(&a).remove(0);
+    line(s, &client.final_message(&server_first))
+}
+
 #[test]
 fn scram_is_offered_only_with_accounts_and_without_tls() {
     let s = scram_session(config());
@@ -406,12 +415,7 @@ fn scram_wrong_password_and_unknown_user_fail_alike() {
     for (user, password) in [("alice", "wrong"), ("mallory", "s3cret-local")] {
         let mut s = scram_session(config());
         let mut client = TestClient::new("n,,", user, password);
-        let a = line(
-            &mut s,
-            &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
-        );
-        let server_first = sent(&a).remove(0);
-        let a = line(&mut s, &client.final_message(&server_first));
+        let a = scram_exchange(&mut s, &mut client);
         assert!(matches!(a[0], Action::LoginFailed), "{a:?}");
         assert_eq!(
             sent(&a),
@@ -428,12 +432,7 @@ fn scram_final_line_must_be_empty() {
     let run = |answer: &str| {
         let mut s = scram_session(config());
         let mut client = TestClient::new("n,,", "alice", "s3cret-local");
-        let a = line(
-            &mut s,
-            &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
-        );
-        let server_first = sent(&a).remove(0);
-        line(&mut s, &client.final_message(&server_first));
+        scram_exchange(&mut s, &mut client);
         let a = line(&mut s, answer);
         (s, a)
     };
@@ -446,12 +445,7 @@ fn scram_final_line_must_be_empty() {
     // An authzid other than the user: 6.1 after the exchange.
     let mut s = scram_session(config());
     let mut client = TestClient::new("n,a=bob,", "alice", "s3cret-local");
-    let a = line(
-        &mut s,
-        &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
-    );
-    let server_first = sent(&a).remove(0);
-    line(&mut s, &client.final_message(&server_first));
+    scram_exchange(&mut s, &mut client);
     let a = line(&mut s, "");
     assert!(sent(&a)[1].starts_with("6.1 ; "), "{a:?}");
 }
