@@ -11,12 +11,14 @@
 
 use crate::auth_penalty::AuthPenalty;
 use crate::config::{Config, PlaintextPolicy};
-use crate::metrics::{Metrics, RefusedReason};
+use crate::metrics::{Limit, Metrics, RefusedReason};
 use crate::stream::{ClientStream, PlainStream};
 use crate::translate::Gateway;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,6 +80,50 @@ impl std::fmt::Debug for ConnectionContext {
             .field("implicit_tls", &self.implicit_tls)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionContext {
+    /// Counts a frame that ran into the line or payload limit (`calgate_limit_hits_total`).
+    pub fn count_frame(&self, frame: &crate::framing::Frame) {
+        match frame {
+            crate::framing::Frame::LineTooLong => self.metrics.limit_hit(Limit::LineLength),
+            crate::framing::Frame::BlockTooLarge => self.metrics.limit_hit(Limit::PayloadSize),
+            _ => {}
+        }
+    }
+
+    /// A refused login: counts it and returns the pause before answering, kept per client
+    /// address ([`AuthPenalty`]); `key` names the credentials tried, when they were seen.
+    pub fn login_failed(
+        &self,
+        protocol: crate::metrics::Protocol,
+        key: Option<crate::auth_penalty::CredentialKey>,
+    ) -> Duration {
+        self.metrics.auth_failure(protocol);
+        let delay = self.penalty.failed(self.peer.ip(), key.as_ref());
+        tracing::info!(delay_ms = delay.as_millis() as u64, "login failed");
+        delay
+    }
+
+    /// One command's work bounded by `limits.command_timeout_secs`: past it the limit hit is
+    /// counted and `on_timeout` is the result. The returned future owns everything it needs.
+    pub fn within_command_timeout<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+        on_timeout: T,
+    ) -> Pin<Box<dyn Future<Output = T> + Send>> {
+        let timeout = Duration::from_secs(self.config.limits.command_timeout_secs);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            tokio::time::timeout(timeout, work)
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::info!(limit = "command_timeout", "command timed out");
+                    metrics.limit_hit(Limit::CommandTimeout);
+                    on_timeout
+                })
+        })
     }
 }
 
@@ -275,38 +321,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     if config.cap.enabled {
         let tls = acceptor(&config.cap.tls_cert, &config.cap.tls_key)?;
-        let (listener, bound) = bind("CAP", config.cap.listen).await?;
-        if tls.is_none() && !bound.ip().is_loopback() {
-            tracing::warn!(
-                listen = %bound,
-                "CAP listens beyond loopback without STARTTLS; PLAIN is offered only as \
-                 auth.plaintext_passwords allows"
-            );
-        }
-        tracing::info!(listen = %bound, starttls = tls.is_some(), "CAP listener ready");
-        running.cap_addr = Some(bound);
-        let kind = ListenerKind {
+        let kind = |implicit_tls, starttls| ListenerKind {
             protocol: Protocol::Cap,
-            implicit_tls: None,
-            starttls: tls.clone(),
+            implicit_tls,
+            starttls,
             proxy_protocol: config.cap.proxy_protocol,
         };
-        running
-            .tracker
-            .spawn(accept_loop(kind, listener, shared.clone()));
+        let plain = kind(None, tls.clone());
+        running.cap_addr = Some(open("CAP", config.cap.listen, plain, &shared).await?);
         if let Some(addr) = config.cap.tls_listen {
-            let (listener, bound) = bind("CAP TLS", addr).await?;
-            tracing::info!(listen = %bound, "CAP implicit-TLS listener ready");
-            running.cap_tls_addr = Some(bound);
-            let kind = ListenerKind {
-                protocol: Protocol::Cap,
-                implicit_tls: tls,
-                starttls: None,
-                proxy_protocol: config.cap.proxy_protocol,
-            };
-            running
-                .tracker
-                .spawn(accept_loop(kind, listener, shared.clone()));
+            running.cap_tls_addr = Some(open("CAP TLS", addr, kind(tls, None), &shared).await?);
         }
     }
     if config.admin.enabled {
@@ -329,42 +353,56 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ));
     }
     if config.cip.enabled {
-        let (listener, bound) = bind("CIP", config.cip.listen).await?;
-        if !bound.ip().is_loopback() {
-            tracing::warn!(
-                listen = %bound,
-                "CIP is plaintext and listens beyond loopback; passwords are accepted only as \
-                 auth.plaintext_passwords allows (cip.tls_listen offers CIP over TLS)"
-            );
-        }
-        tracing::info!(listen = %bound, server_id = %config.gateway.server_id, "CIP listener ready");
-        running.cip_addr = Some(bound);
-        let kind = ListenerKind {
+        let kind = |implicit_tls| ListenerKind {
             protocol: Protocol::Cip,
-            implicit_tls: None,
+            implicit_tls,
             starttls: None,
             proxy_protocol: config.cip.proxy_protocol,
         };
-        running
-            .tracker
-            .spawn(accept_loop(kind, listener, shared.clone()));
+        running.cip_addr = Some(open("CIP", config.cip.listen, kind(None), &shared).await?);
         if let Some(addr) = config.cip.tls_listen {
             let tls = acceptor(&config.cip.tls_cert, &config.cip.tls_key)?;
-            let (listener, bound) = bind("CIP TLS", addr).await?;
-            tracing::info!(listen = %bound, "CIP implicit-TLS listener ready");
-            running.cip_tls_addr = Some(bound);
-            let kind = ListenerKind {
-                protocol: Protocol::Cip,
-                implicit_tls: tls,
-                starttls: None,
-                proxy_protocol: config.cip.proxy_protocol,
-            };
-            running
-                .tracker
-                .spawn(accept_loop(kind, listener, shared.clone()));
+            running.cip_tls_addr = Some(open("CIP TLS", addr, kind(tls), &shared).await?);
         }
     }
     Ok(running)
+}
+
+/// Binds one CAP or CIP listener, logs "<name> listener ready listen=<address>" (operators and
+/// tests read the port from it when 0 was asked for), warns when a listener without any TLS is
+/// reachable beyond loopback, and starts its accept loop.
+async fn open(
+    name: &'static str,
+    addr: SocketAddr,
+    kind: ListenerKind,
+    shared: &Arc<Shared>,
+) -> Result<SocketAddr, StartError> {
+    let (listener, bound) = bind(name, addr).await?;
+    if kind.implicit_tls.is_none() && kind.starttls.is_none() && !bound.ip().is_loopback() {
+        match kind.protocol {
+            Protocol::Cap => tracing::warn!(
+                listen = %bound,
+                "CAP listens beyond loopback without STARTTLS; PLAIN is offered only as \
+                 auth.plaintext_passwords allows"
+            ),
+            Protocol::Cip => tracing::warn!(
+                listen = %bound,
+                "CIP is plaintext and listens beyond loopback; passwords are accepted only as \
+                 auth.plaintext_passwords allows (cip.tls_listen offers CIP over TLS)"
+            ),
+        }
+    }
+    tracing::info!(
+        listen = %bound,
+        implicit_tls = kind.implicit_tls.is_some(),
+        starttls = kind.starttls.is_some(),
+        proxy_protocol = kind.proxy_protocol,
+        "{name} listener ready"
+    );
+    shared
+        .tracker
+        .spawn(accept_loop(kind, listener, shared.clone()));
+    Ok(bound)
 }
 
 /// CAP's SASL configuration with the SCRAM accounts of `[[auth.local_accounts]]`, built once.

@@ -7,8 +7,8 @@
 //! One task owns the socket, so nothing reads it while the upgrade is pending.
 
 use super::session::{Action, Done, EXPAND_LIMIT, Input, Session, SessionConfig, Work};
-use crate::framing::{DotCodec, Frame, Limits};
-use crate::metrics::{CommandResult, Limit, Metrics, Protocol};
+use crate::framing::{DotCodec, Limits};
+use crate::metrics::{CommandResult, Limit, Protocol};
 use crate::server::ConnectionContext;
 use crate::stream::ClientStream;
 use crate::translate::Gateway;
@@ -64,15 +64,14 @@ fn result_of(done: &Done) -> CommandResult {
     failed.unwrap_or(CommandResult::Ok)
 }
 
-fn start(
-    gateway: Arc<Gateway>,
-    work: Work,
-    timeout: Duration,
-    metrics: Arc<Metrics>,
-) -> WorkFuture {
-    Box::pin(async move {
-        let on_timeout = timed_out(&work, timeout);
-        let run = async move {
+fn start(ctx: &ConnectionContext, work: Work) -> WorkFuture {
+    let gateway: Arc<Gateway> = ctx.gateway.clone();
+    let on_timeout = timed_out(
+        &work,
+        Duration::from_secs(ctx.config.limits.command_timeout_secs),
+    );
+    ctx.within_command_timeout(
+        async move {
             match work {
                 Work::Login { user, password } => {
                     Done::Login(gateway.login(&user, &password).await)
@@ -90,15 +89,9 @@ fn start(
                     Done::Command(super::senddata::execute(&gateway, &identity, &payload).await)
                 }
             }
-        };
-        tokio::time::timeout(timeout, run)
-            .await
-            .unwrap_or_else(|_| {
-                tracing::info!(limit = "command_timeout", "CAP command timed out");
-                metrics.limit_hit(Limit::CommandTimeout);
-                on_timeout
-            })
-    })
+        },
+        on_timeout,
+    )
 }
 
 /// Serves one CAP connection until it ends.
@@ -140,7 +133,6 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
     }
     let idle = Duration::from_secs(cfg.limits.idle_timeout_secs);
     let preauth = Duration::from_secs(cfg.limits.preauth_timeout_secs);
-    let command_timeout = Duration::from_secs(cfg.limits.command_timeout_secs);
     let mut work: Option<WorkFuture> = None;
     let mut latency: Option<Instant> = None;
     let mut client_gone = false;
@@ -168,11 +160,7 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
             }
             frame = framed.next(), if session.wants_input() && !client_gone => match frame {
                 Some(Ok(frame)) => {
-                    match frame {
-                        Frame::LineTooLong => metrics.limit_hit(Limit::LineLength),
-                        Frame::BlockTooLarge => metrics.limit_hit(Limit::PayloadSize),
-                        _ => {}
-                    }
+                    ctx.count_frame(&frame);
                     Input::Frame(frame)
                 }
                 end => {
@@ -228,12 +216,7 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
                             login_key = Some(ctx.penalty.key(user, password.expose()));
                         }
                         running_verb = verb_of(&w);
-                        work = Some(start(
-                            ctx.gateway.clone(),
-                            w,
-                            command_timeout,
-                            metrics.clone(),
-                        ));
+                        work = Some(start(&ctx, w));
                     }
                     Action::CancelWork => {
                         if work.take().is_some() {
@@ -242,9 +225,7 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
                     }
                     Action::Latency(d) => latency = d.map(|d| Instant::now() + d),
                     Action::LoginFailed => {
-                        metrics.auth_failure(Protocol::Cap);
-                        let d = ctx.penalty.failed(ctx.peer.ip(), login_key.take().as_ref());
-                        tracing::info!(delay_ms = d.as_millis() as u64, "CAP login failed");
+                        let d = ctx.login_failed(Protocol::Cap, login_key.take());
                         let _ = framed.flush().await;
                         tokio::time::sleep(d).await;
                     }

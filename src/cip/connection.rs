@@ -4,8 +4,8 @@
 //! is left half-applied), and the connection then closes if the client has gone.
 
 use super::session::{Action, DataVerb, Done, Input, Session, SessionConfig, Work};
-use crate::framing::{DotCodec, Frame, Limits};
-use crate::metrics::{CommandResult, Limit, Metrics, Protocol};
+use crate::framing::{DotCodec, Limits};
+use crate::metrics::{CommandResult, Limit, Protocol};
 use crate::server::ConnectionContext;
 use crate::translate::Gateway;
 use futures_util::{SinkExt, StreamExt};
@@ -53,18 +53,18 @@ fn result_of(done: &Done) -> CommandResult {
     failed.unwrap_or(CommandResult::Ok)
 }
 
-fn start(
-    gateway: Arc<Gateway>,
-    work: Work,
-    timeout: Duration,
-    metrics: Arc<Metrics>,
-) -> WorkFuture {
+fn start(ctx: &ConnectionContext, work: Work) -> WorkFuture {
+    let gateway: Arc<Gateway> = ctx.gateway.clone();
     let kind = match &work {
         Work::Login { .. } => None,
         Work::Data { verb, .. } => Some(*verb),
     };
-    Box::pin(async move {
-        let run = async {
+    let on_timeout = timed_out(
+        kind,
+        Duration::from_secs(ctx.config.limits.command_timeout_secs),
+    );
+    ctx.within_command_timeout(
+        async move {
             match work {
                 Work::Login { identity, password } => {
                     Done::Login(gateway.login(&identity, &password).await)
@@ -81,15 +81,9 @@ fn start(
                     DataVerb::FreeBusy => Done::FreeBusy(gateway.free_busy(&identity, &data).await),
                 },
             }
-        };
-        tokio::time::timeout(timeout, run)
-            .await
-            .unwrap_or_else(|_| {
-                tracing::info!(limit = "command_timeout", "CIP command timed out");
-                metrics.limit_hit(Limit::CommandTimeout);
-                timed_out(kind, timeout)
-            })
-    })
+        },
+        on_timeout,
+    )
 }
 
 /// Serves one CIP connection until it ends.
@@ -111,7 +105,6 @@ where
     }
     let idle = Duration::from_secs(cfg.limits.idle_timeout_secs);
     let preauth = Duration::from_secs(cfg.limits.preauth_timeout_secs);
-    let command_timeout = Duration::from_secs(cfg.limits.command_timeout_secs);
     let mut work: Option<WorkFuture> = None;
     let mut client_gone = false;
     // Logging in (or an anonymous command) must start within the pre-authentication limit of
@@ -133,11 +126,7 @@ where
             }
             frame = framed.next(), if !client_gone => match frame {
                 Some(Ok(frame)) => {
-                    match frame {
-                        Frame::LineTooLong => metrics.limit_hit(Limit::LineLength),
-                        Frame::BlockTooLarge => metrics.limit_hit(Limit::PayloadSize),
-                        _ => {}
-                    }
+                    ctx.count_frame(&frame);
                     Input::Frame(frame)
                 }
                 end => {
@@ -194,17 +183,10 @@ where
                         }
                     }
                     running_verb = verb_of(&w);
-                    work = Some(start(
-                        ctx.gateway.clone(),
-                        w,
-                        command_timeout,
-                        metrics.clone(),
-                    ));
+                    work = Some(start(&ctx, w));
                 }
                 Action::LoginFailed => {
-                    metrics.auth_failure(Protocol::Cip);
-                    let d = ctx.penalty.failed(ctx.peer.ip(), login_key.take().as_ref());
-                    tracing::info!(delay_ms = d.as_millis() as u64, "CIP login failed");
+                    let d = ctx.login_failed(Protocol::Cip, login_key.take());
                     let _ = framed.flush().await;
                     tokio::time::sleep(d).await;
                 }

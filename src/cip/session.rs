@@ -200,7 +200,19 @@ impl Session {
     }
 
     fn ready_frame(&mut self, frame: Frame) -> Vec<Action> {
-        if !self.is_authenticated() && !starts_work(&frame) {
+        // Each line is parsed once, here; the pre-login limit and the command both use it.
+        let parsed = match &frame {
+            Frame::Line(bytes) => Some(command::parse(&latin1(bytes))),
+            _ => None,
+        };
+        let starts_work = matches!(
+            parsed,
+            Some(
+                Ok(Command::Login { .. } | Command::SendEvent | Command::Rsvp | Command::FreeBusy)
+                    | Err(command::CommandError::Empty)
+            )
+        );
+        if !self.is_authenticated() && !starts_work {
             self.junk += 1;
             if self.junk > self.config.max_preauth_commands {
                 tracing::info!(
@@ -218,22 +230,22 @@ impl Session {
                 ];
             }
         }
-        match frame {
-            Frame::Line(bytes) => self.command(&latin1(&bytes)),
-            Frame::LineTooLong => vec![Action::Send(format!(
+        match (frame, parsed) {
+            (_, Some(parsed)) => self.command(parsed),
+            (Frame::LineTooLong, _) => vec![Action::Send(format!(
                 "NO 001 Command line too long (the limit is {} octets)",
                 self.config.max_line
             ))],
-            Frame::BareLf => vec![Action::Send(
+            (Frame::BareLf, _) => vec![Action::Send(
                 "NO 001 Lines must end with CRLF on this listener".into(),
             )],
             // Blocks only follow a data command; the codec does not produce them in Ready.
-            Frame::Block(_) | Frame::BlockTooLarge => Vec::new(),
+            (Frame::Line(_) | Frame::Block(_) | Frame::BlockTooLarge, _) => Vec::new(),
         }
     }
 
-    fn command(&mut self, line: &str) -> Vec<Action> {
-        let cmd = match command::parse(line) {
+    fn command(&mut self, parsed: Result<Command, command::CommandError>) -> Vec<Action> {
+        let cmd = match parsed {
             Ok(c) => c,
             // A blank line from a person at a terminal is ignored, not an error.
             Err(command::CommandError::Empty) => return Vec::new(),
@@ -349,19 +361,6 @@ impl Session {
             Done::FreeBusy(r) => r.map(|o| reply::freebusy(&o)).unwrap_or_else(err),
         };
         lines.into_iter().map(Action::Send).collect()
-    }
-}
-
-/// Whether a line before login is a login or a data command (those are limited by
-/// `max_auth_failures` and the data policy, not by the pre-login command limit).
-fn starts_work(frame: &Frame) -> bool {
-    match frame {
-        Frame::Line(bytes) => matches!(
-            command::parse(&latin1(bytes)),
-            Ok(Command::Login { .. } | Command::SendEvent | Command::Rsvp | Command::FreeBusy)
-                | Err(command::CommandError::Empty)
-        ),
-        _ => false,
     }
 }
 
