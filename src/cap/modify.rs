@@ -28,6 +28,7 @@
 //!   (see [`Modification::apply`]); every other replaced line is the NEW line as written.
 //! - Sub-components (VALARM) of OLD and NEW are not supported ([`from_payload`] answers 3.14).
 
+use super::vquery::{ValueKind, is_multi_valued, kind_of};
 use crate::ical::component::Component;
 use crate::ical::contentline::{ContentLine, Param, unescape_text};
 use crate::ical::datetime::{DateOrDateTime, DateTime};
@@ -219,26 +220,8 @@ const SINGLE: [&str; 31] = [
     "METHOD",
     "TZID",
 ];
-/// Properties whose value is a CAL-ADDRESS (RFC 5545 §3.8.4.1, §3.8.4.3).
-const ADDRESS_PROPS: [&str; 2] = ["ATTENDEE", "ORGANIZER"];
 /// Parameters whose values are CAL-ADDRESSes (RFC 5545 §3.2.4, §3.2.5, §3.2.11, §3.2.18).
 const ADDRESS_PARAMS: [&str; 4] = ["MEMBER", "DELEGATED-TO", "DELEGATED-FROM", "SENT-BY"];
-/// DATE / DATE-TIME valued properties, compared as values.
-const DATE_PROPS: [&str; 8] = [
-    "DTSTART",
-    "DTEND",
-    "DUE",
-    "RECURRENCE-ID",
-    "DTSTAMP",
-    "CREATED",
-    "LAST-MODIFIED",
-    "COMPLETED",
-];
-/// Properties with enumerated values, case-insensitive (RFC 5545 §3.8.1.3, §3.8.1.11,
-/// §3.8.2.7, §3.8.6.1, §3.7.1, §3.7.2).
-const ENUM_PROPS: [&str; 6] = ["STATUS", "CLASS", "TRANSP", "ACTION", "METHOD", "CALSCALE"];
-/// INTEGER valued properties (RFC 5545 §3.8.1.8, §3.8.1.9, §3.8.6.2, §3.8.7.4).
-const INT_PROPS: [&str; 4] = ["SEQUENCE", "PRIORITY", "PERCENT-COMPLETE", "REPEAT"];
 
 fn is_in(list: &[&str], name: &str) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(name))
@@ -253,7 +236,7 @@ fn is_single(component: &str, property: &str) -> bool {
 }
 
 fn is_address(line: &ContentLine) -> bool {
-    is_in(&ADDRESS_PROPS, &line.name)
+    kind_of(&line.name) == ValueKind::CalAddress
         || line
             .param("VALUE")
             .is_some_and(|v| v.eq_ignore_ascii_case("CAL-ADDRESS"))
@@ -261,27 +244,30 @@ fn is_address(line: &ContentLine) -> bool {
 
 // ---------------------------------------------------------------- comparison --
 
-/// Whether two lines of the same property carry the same value: CAL-ADDRESS by
-/// [`address_key`] (without `mailto:`, display name and case); DATE / DATE-TIME as parsed
-/// values (TZID honoured); enumerations without case; integers as numbers; anything else as
-/// TEXT after unescaping (RFC 5545 §3.3.11).
+/// Whether two lines of the same property carry the same value, by the property's kind
+/// ([`kind_of`], the table VQUERY uses): CAL-ADDRESS by [`address_key`] (without `mailto:`,
+/// display name and case); DATE / DATE-TIME as parsed values (TZID honoured); enumerations
+/// without case; integers as numbers; anything else as TEXT after unescaping
+/// (RFC 5545 §3.3.11).
 fn value_eq(a: &ContentLine, b: &ContentLine) -> bool {
     if is_address(a) || is_address(b) {
         return address_key(&a.value) == address_key(&b.value);
     }
     let name = a.name.as_str();
-    if is_in(&DATE_PROPS, name)
-        && let (Ok(x), Ok(y)) = (DateOrDateTime::from_line(a), DateOrDateTime::from_line(b))
-    {
-        return x == y;
-    }
-    if is_in(&ENUM_PROPS, name) {
-        return a.value.trim().eq_ignore_ascii_case(b.value.trim());
-    }
-    if is_in(&INT_PROPS, name)
-        && let (Ok(x), Ok(y)) = (a.value.trim().parse::<i64>(), b.value.trim().parse::<i64>())
-    {
-        return x == y;
+    match kind_of(name) {
+        // A list-valued property (EXDATE) is compared as text.
+        ValueKind::DateTime if !is_multi_valued(name) => {
+            if let (Ok(x), Ok(y)) = (DateOrDateTime::from_line(a), DateOrDateTime::from_line(b)) {
+                return x == y;
+            }
+        }
+        ValueKind::Enumerated => return a.value.trim().eq_ignore_ascii_case(b.value.trim()),
+        ValueKind::Integer => {
+            if let (Ok(x), Ok(y)) = (a.value.trim().parse::<i64>(), b.value.trim().parse::<i64>()) {
+                return x == y;
+            }
+        }
+        _ => {}
     }
     a.value == b.value || unescape_text(&a.value) == unescape_text(&b.value)
 }
@@ -1057,6 +1043,19 @@ mod tests {
         // Legacy offset form converted to UTC (cap-cstp.md §7.3 #12).
         assert!(m("BEGIN:VEVENT\nDTEND:20250101T0500-0500\nEND:VEVENT"));
         assert!(!m("BEGIN:VEVENT\nDTEND:20250101T100000\nEND:VEVENT"));
+    }
+
+    #[test]
+    fn q7_kinds_from_the_vquery_table() {
+        // CALSCALE is an enumeration (RFC 5545 §3.7.1): without case.
+        let cal = comp("BEGIN:VCALENDAR\nCALSCALE:GREGORIAN\nEND:VCALENDAR");
+        let m = |old: &str| modification(old, "BEGIN:VCALENDAR\nEND:VCALENDAR").matches(&cal);
+        assert!(m("BEGIN:VCALENDAR\nCALSCALE:gregorian\nEND:VCALENDAR"));
+        // EXDATE holds a list: compared as text, not as one date-time.
+        let s = comp("BEGIN:VEVENT\nEXDATE:20010314T180000Z\nEND:VEVENT");
+        let m = |old: &str| modification(old, "BEGIN:VEVENT\nEND:VEVENT").matches(&s);
+        assert!(m("BEGIN:VEVENT\nEXDATE:20010314T180000Z\nEND:VEVENT"));
+        assert!(!m("BEGIN:VEVENT\nEXDATE:20010314T130000-0500\nEND:VEVENT"));
     }
 
     #[test]

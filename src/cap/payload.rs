@@ -144,23 +144,21 @@ pub fn parse(entity: &Entity) -> Result<Payload, PayloadError> {
         .or_else(|| entity.content_type.method().map(str::to_owned))
         .ok_or(PayloadError::NoMethod)?;
     let method = Method::parse(&method_name);
-    let mut targets: Vec<String> = Vec::new();
-    for holder in command.into_iter().chain(std::iter::once(object)) {
-        for t in holder.properties("TARGET") {
-            let v = t.value.trim();
-            if !v.is_empty() && !targets.iter().any(|x| x == v) {
-                targets.push(v.to_owned());
-            }
-        }
-    }
+    let properties = command
+        .into_iter()
+        .chain(std::iter::once(object))
+        .flat_map(|holder| holder.properties("TARGET").map(|t| t.value.as_str()));
     // The pre-draft IMC form `METHOD:CREATE;VCALENDAR;cap://host/,relcal4` names its targets
     // in the third field (spec §3.2).
-    if let Some(listed) = method_name.splitn(3, ';').nth(2) {
-        for t in listed.split(',') {
-            let t = t.trim();
-            if !t.is_empty() && !targets.iter().any(|x| x == t) {
-                targets.push(t.to_owned());
-            }
+    let listed = method_name
+        .splitn(3, ';')
+        .nth(2)
+        .into_iter()
+        .flat_map(|l| l.split(','));
+    let mut targets: Vec<String> = Vec::new();
+    for t in properties.chain(listed).map(str::trim) {
+        if !t.is_empty() && !targets.iter().any(|x| x == t) {
+            targets.push(t.to_owned());
         }
     }
     let max_results = lookup("MAXRESULTS").and_then(|v| v.parse().ok());

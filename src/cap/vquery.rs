@@ -79,51 +79,55 @@ const KNOWN_COMPONENTS: [&str; 7] = [
     "VCAR",
 ];
 
-/// Column names the fold repair trusts (RFC 5545 §3.8 properties and the METHOD pseudo-column).
-const KNOWN_COLUMNS: [&str; 43] = [
-    "ACTION",
-    "ATTACH",
-    "ATTENDEE",
-    "CATEGORIES",
-    "CLASS",
-    "COMMENT",
-    "COMPLETED",
-    "CONTACT",
-    "CREATED",
-    "DESCRIPTION",
-    "DTEND",
-    "DTSTAMP",
-    "DTSTART",
-    "DUE",
-    "DURATION",
-    "EXDATE",
-    "FREEBUSY",
-    "GEO",
-    "LAST-MODIFIED",
-    "LOCATION",
-    "METHOD",
-    "ORGANIZER",
-    "PERCENT-COMPLETE",
-    "PRIORITY",
-    "RDATE",
-    "RECURRENCE-ID",
-    "RELATED-TO",
-    "REPEAT",
-    "REQUEST-STATUS",
-    "RESOURCES",
-    "RRULE",
-    "SEQUENCE",
-    "STATUS",
-    "SUMMARY",
-    "TRANSP",
-    "TRIGGER",
-    "TZID",
-    "TZNAME",
-    "TZOFFSETFROM",
-    "TZOFFSETTO",
-    "TZURL",
-    "UID",
-    "URL",
+/// The properties of RFC 5545 §3.7 and §3.8 and the METHOD pseudo-column (spec §3.3), with
+/// how their values compare. One table for the fold repair (the column names it trusts), for
+/// [`Query::matches`] and for MODIFY's value comparison (`super::modify`); a name not listed
+/// is [`ValueKind::Other`].
+const PROPERTIES: [(&str, ValueKind); 44] = [
+    ("ACTION", ValueKind::Enumerated),
+    ("ATTACH", ValueKind::Text),
+    ("ATTENDEE", ValueKind::CalAddress),
+    ("CALSCALE", ValueKind::Enumerated),
+    ("CATEGORIES", ValueKind::Text),
+    ("CLASS", ValueKind::Enumerated),
+    ("COMMENT", ValueKind::Text),
+    ("COMPLETED", ValueKind::DateTime),
+    ("CONTACT", ValueKind::Text),
+    ("CREATED", ValueKind::DateTime),
+    ("DESCRIPTION", ValueKind::Text),
+    ("DTEND", ValueKind::DateTime),
+    ("DTSTAMP", ValueKind::DateTime),
+    ("DTSTART", ValueKind::DateTime),
+    ("DUE", ValueKind::DateTime),
+    ("DURATION", ValueKind::Other),
+    ("EXDATE", ValueKind::DateTime),
+    ("FREEBUSY", ValueKind::Other),
+    ("GEO", ValueKind::Text),
+    ("LAST-MODIFIED", ValueKind::DateTime),
+    ("LOCATION", ValueKind::Text),
+    ("METHOD", ValueKind::Enumerated),
+    ("ORGANIZER", ValueKind::CalAddress),
+    ("PERCENT-COMPLETE", ValueKind::Integer),
+    ("PRIORITY", ValueKind::Integer),
+    ("RDATE", ValueKind::Other),
+    ("RECURRENCE-ID", ValueKind::DateTime),
+    ("RELATED-TO", ValueKind::Text),
+    ("REPEAT", ValueKind::Integer),
+    ("REQUEST-STATUS", ValueKind::Text),
+    ("RESOURCES", ValueKind::Text),
+    ("RRULE", ValueKind::Text),
+    ("SEQUENCE", ValueKind::Integer),
+    ("STATUS", ValueKind::Enumerated),
+    ("SUMMARY", ValueKind::Text),
+    ("TRANSP", ValueKind::Enumerated),
+    ("TRIGGER", ValueKind::Other),
+    ("TZID", ValueKind::Text),
+    ("TZNAME", ValueKind::Text),
+    ("TZOFFSETFROM", ValueKind::Other),
+    ("TZOFFSETTO", ValueKind::Other),
+    ("TZURL", ValueKind::Other),
+    ("UID", ValueKind::Text),
+    ("URL", ValueKind::Text),
 ];
 
 /// Words that belong to full SQL but not to SQL-MIN: reported as 3.14, not as a syntax error.
@@ -541,7 +545,7 @@ fn is_known_column(s: &str) -> bool {
     is_column_syntax(s)
         && s.rsplit('.')
             .next()
-            .is_some_and(|last| KNOWN_COLUMNS.iter().any(|k| k.eq_ignore_ascii_case(last)))
+            .is_some_and(|last| known_property(last).is_some())
 }
 
 fn is_known_component(s: &str) -> bool {
@@ -969,14 +973,14 @@ fn column_name(w: &str, pos: usize) -> Result<String, QueryError> {
 fn check_value(column: &str, value: &str, pos: usize) -> Result<(), QueryError> {
     let name = column.rsplit('.').next().unwrap_or(column);
     match kind_of(name) {
-        Kind::DateTime if instant(value, None).is_none() => Err(QueryError::new(
+        ValueKind::DateTime if instant(value, None).is_none() => Err(QueryError::new(
             "3.1",
             format!(
                 "value {:?} for {column} (offset {pos}) is not a date or date-time (YYYYMMDD or YYYYMMDDTHHMMSS[Z])",
                 shorten(value)
             ),
         )),
-        Kind::Integer if value.trim().parse::<i64>().is_err() => Err(QueryError::new(
+        ValueKind::Integer if value.trim().parse::<i64>().is_err() => Err(QueryError::new(
             "3.1",
             format!(
                 "value {:?} for {column} (offset {pos}) is not an integer",
@@ -989,9 +993,10 @@ fn check_value(column: &str, value: &str, pos: usize) -> Result<(), QueryError> 
 
 // ------------------------------------------------------------------ evaluation --
 
-/// How values of a column compare (spec §3.4 evaluation rules).
+/// How values of a property compare (spec §3.4 evaluation rules; MODIFY's OLD values,
+/// `super::modify`, use the same kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum ValueKind {
     /// Instants.
     DateTime,
     /// Integers (text if a side is not one).
@@ -1006,57 +1011,20 @@ enum Kind {
     Other,
 }
 
-fn kind_of(property: &str) -> Kind {
-    const DATE_TIME: [&str; 9] = [
-        "DTSTART",
-        "DTEND",
-        "DUE",
-        "DTSTAMP",
-        "CREATED",
-        "LAST-MODIFIED",
-        "RECURRENCE-ID",
-        "COMPLETED",
-        "EXDATE",
-    ];
-    const INTEGER: [&str; 4] = ["SEQUENCE", "PRIORITY", "PERCENT-COMPLETE", "REPEAT"];
-    const CAL_ADDRESS: [&str; 2] = ["ATTENDEE", "ORGANIZER"];
-    const ENUMERATED: [&str; 6] = ["STATUS", "CLASS", "TRANSP", "ACTION", "METHOD", "PARTSTAT"];
-    const TEXT: [&str; 16] = [
-        "UID",
-        "SUMMARY",
-        "DESCRIPTION",
-        "LOCATION",
-        "COMMENT",
-        "CATEGORIES",
-        "RESOURCES",
-        "CONTACT",
-        "URL",
-        "RELATED-TO",
-        "TZID",
-        "TZNAME",
-        "ATTACH",
-        "RRULE",
-        "GEO",
-        "REQUEST-STATUS",
-    ];
-    let is = |list: &[&str]| list.iter().any(|k| k.eq_ignore_ascii_case(property));
-    if is(&DATE_TIME) {
-        Kind::DateTime
-    } else if is(&INTEGER) {
-        Kind::Integer
-    } else if is(&CAL_ADDRESS) {
-        Kind::CalAddress
-    } else if is(&ENUMERATED) {
-        Kind::Enumerated
-    } else if is(&TEXT) {
-        Kind::Text
-    } else {
-        Kind::Other
-    }
+fn known_property(property: &str) -> Option<ValueKind> {
+    PROPERTIES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(property))
+        .map(|&(_, kind)| kind)
+}
+
+/// How values of `property` compare: its entry in [`PROPERTIES`], else [`ValueKind::Other`].
+pub(crate) fn kind_of(property: &str) -> ValueKind {
+    known_property(property).unwrap_or(ValueKind::Other)
 }
 
 /// Properties whose value is a comma-separated list (RFC 5545 §3.1.1).
-fn is_multi_valued(property: &str) -> bool {
+pub(crate) fn is_multi_valued(property: &str) -> bool {
     ["CATEGORIES", "RESOURCES", "EXDATE", "RDATE"]
         .iter()
         .any(|k| k.eq_ignore_ascii_case(property))
@@ -1181,9 +1149,13 @@ fn descend<'a>(comp: &'a Component, path: &[&str]) -> Vec<&'a Component> {
 }
 
 /// Every value of `column` on `comp`, with the METHOD pseudo-column set to `method`.
-fn instances<'a>(column: &'a str, comp: &'a Component, method: &'a str) -> (Kind, Vec<Inst<'a>>) {
+fn instances<'a>(
+    column: &'a str,
+    comp: &'a Component,
+    method: &'a str,
+) -> (ValueKind, Vec<Inst<'a>>) {
     let (path, name) = match resolve(column, &comp.name) {
-        Target::Method => return (Kind::Enumerated, vec![Inst::Method(method)]),
+        Target::Method => return (ValueKind::Enumerated, vec![Inst::Method(method)]),
         Target::Property { path, name } => (path, name),
     };
     let mut out = Vec::new();
@@ -1227,22 +1199,22 @@ fn effective_end(c: &Component) -> Option<i64> {
 
 /// Compare one value of a column with the query value; `None` when they are incomparable
 /// (for instance a DTSTART that is not a date-time).
-fn compare(inst: &Inst<'_>, kind: Kind, q: &str) -> Option<Ordering> {
+fn compare(inst: &Inst<'_>, kind: ValueKind, q: &str) -> Option<Ordering> {
     match kind {
-        Kind::DateTime => Some(inst.instant()?.cmp(&instant(q, None)?)),
-        Kind::Integer => match (integer(&inst.raw()), integer(q)) {
+        ValueKind::DateTime => Some(inst.instant()?.cmp(&instant(q, None)?)),
+        ValueKind::Integer => match (integer(&inst.raw()), integer(q)) {
             (Some(a), Some(b)) => Some(a.cmp(&b)),
             _ => Some(str::cmp(&inst.text(), q)),
         },
-        Kind::CalAddress => Some(address_key(&inst.text()).cmp(&address_key(q))),
-        Kind::Enumerated => Some(
+        ValueKind::CalAddress => Some(address_key(&inst.text()).cmp(&address_key(q))),
+        ValueKind::Enumerated => Some(
             inst.text()
                 .trim()
                 .to_ascii_uppercase()
                 .cmp(&q.trim().to_ascii_uppercase()),
         ),
-        Kind::Text => Some(str::cmp(&inst.text(), q)),
-        Kind::Other => {
+        ValueKind::Text => Some(str::cmp(&inst.text(), q)),
+        ValueKind::Other => {
             let raw = inst.raw();
             if let (Some(a), Some(b)) = (inst.instant(), instant(q, None)) {
                 Some(a.cmp(&b))
@@ -1530,9 +1502,9 @@ fn sort_key(c: &Component, column: Option<&str>) -> SortKey {
     };
     let raw = first.raw();
     let typed = match kind {
-        Kind::DateTime => first.instant().map(SortKey::Instant),
-        Kind::Integer => integer(&raw).map(SortKey::Int),
-        Kind::Other => first
+        ValueKind::DateTime => first.instant().map(SortKey::Instant),
+        ValueKind::Integer => integer(&raw).map(SortKey::Int),
+        ValueKind::Other => first
             .instant()
             .map(SortKey::Instant)
             .or_else(|| duration_secs(&raw).map(SortKey::Duration))
