@@ -366,18 +366,10 @@ impl CaldavClient {
                 elapsed_ms = tracing::field::Empty,
                 attempt,
             );
-            let started = Instant::now();
             let outcome = self
                 .attempt(method, url, creds, headers, body.clone())
                 .instrument(span)
                 .await;
-            if let Some(m) = &self.metrics {
-                let class = match &outcome {
-                    Ok(resp) => crate::metrics::StatusClass::from_status(resp.status),
-                    Err(_) => crate::metrics::StatusClass::Error,
-                };
-                m.upstream_request(method.as_str(), class, started.elapsed());
-            }
             let observed = match &outcome {
                 Ok(resp) => Observed::Answer {
                     status: resp.status,
@@ -393,11 +385,12 @@ impl CaldavClient {
                 Err(_) => Observed::Other,
             };
             admission.settle(observed.is_failure(), Instant::now());
+            let circuit_open = matches!(
+                self.breaker.state(Instant::now()),
+                CircuitState::Open { .. }
+            );
             if let Some(m) = &self.metrics {
-                m.set_upstream_circuit_open(matches!(
-                    self.breaker.state(Instant::now()),
-                    CircuitState::Open { .. }
-                ));
+                m.set_upstream_circuit_open(circuit_open);
             }
             let decision = self.resilience.decide(
                 method.as_str(),
@@ -407,52 +400,44 @@ impl CaldavClient {
                 jitter(),
             );
             let outcome = outcome.map_err(|f| f.error);
-            match decision {
+            let (wait, reason) = match decision {
                 Decision::Done => return outcome,
-                Decision::GiveUp { reason } => {
-                    tracing::info!(
-                        target: "calgate::upstream",
-                        method = %method,
-                        path = url.path(),
-                        attempt,
-                        reason = %reason,
-                        "upstream request not retried"
-                    );
-                    return outcome;
-                }
-                Decision::Retry { wait, reason } => {
-                    if let CircuitState::Open { .. } = self.breaker.state(Instant::now()) {
-                        tracing::info!(
-                            target: "calgate::upstream",
-                            method = %method,
-                            path = url.path(),
-                            attempt,
-                            reason = %reason,
-                            "upstream request not retried: circuit open"
-                        );
-                        return outcome;
-                    }
-                    tracing::info!(
-                        target: "calgate::upstream",
-                        method = %method,
-                        path = url.path(),
-                        attempt,
-                        reason = %reason,
-                        wait_ms = wait.as_millis() as u64,
-                        "retrying upstream request"
-                    );
-                    if let Some(m) = &self.metrics {
-                        m.upstream_retry(method.as_str());
-                    }
-                    last = Some(outcome);
-                    tokio::time::sleep(wait).await;
-                }
+                Decision::GiveUp { reason } => (None, reason),
+                // The open circuit would refuse the retry: not waited for.
+                Decision::Retry { wait, reason } => (Some(wait).filter(|_| !circuit_open), reason),
+            };
+            let Some(wait) = wait else {
+                tracing::info!(
+                    target: "calgate::upstream",
+                    method = %method,
+                    path = url.path(),
+                    attempt,
+                    reason = %reason,
+                    circuit_open,
+                    "upstream request not retried"
+                );
+                return outcome;
+            };
+            tracing::info!(
+                target: "calgate::upstream",
+                method = %method,
+                path = url.path(),
+                attempt,
+                reason = %reason,
+                wait_ms = wait.as_millis() as u64,
+                "retrying upstream request"
+            );
+            if let Some(m) = &self.metrics {
+                m.upstream_retry(method.as_str());
             }
+            last = Some(outcome);
+            tokio::time::sleep(wait).await;
             attempt += 1;
         }
     }
 
-    /// One attempt of [`Self::send`], inside its span.
+    /// One attempt of [`Self::send`], inside its span; recorded in the metrics when the client
+    /// has them.
     async fn attempt(
         &self,
         method: &Method,
@@ -462,12 +447,20 @@ impl CaldavClient {
         body: Option<(&str, bytes::Bytes)>,
     ) -> Result<HttpResponse, Failure> {
         let started = Instant::now();
-        let span = tracing::Span::current();
         let result = self.exchange(method, url, creds, headers, body).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        let span = tracing::Span::current();
         span.record("elapsed_ms", elapsed_ms);
         if let Ok(resp) = &result {
             span.record("status", resp.status);
+        }
+        if let Some(m) = &self.metrics {
+            let class = match &result {
+                Ok(resp) => crate::metrics::StatusClass::from_status(resp.status),
+                Err(_) => crate::metrics::StatusClass::Error,
+            };
+            m.upstream_request(method.as_str(), class, elapsed);
         }
         tracing::debug!(
             target: "calgate::upstream",
@@ -763,10 +756,9 @@ impl CaldavClient {
         condition: Option<WriteCondition<'_>>,
         creds: &Credentials,
     ) -> Result<(), CaldavError> {
-        let headers: Vec<(&str, &str)> =
-            condition.map(WriteCondition::header).into_iter().collect();
+        let header = condition.map(WriteCondition::header);
         let resp = self
-            .send(&Method::DELETE, url, Some(creds), &headers, None)
+            .send(&Method::DELETE, url, Some(creds), header.as_slice(), None)
             .await?;
         self.check(&Method::DELETE, url, resp).map(|_| ())
     }
@@ -820,8 +812,9 @@ impl CaldavClient {
         let resp = self.check(&REPORT, calendar, resp)?;
         let ms = Self::multistatus(&REPORT, calendar, &resp)?;
         let mut out = Vec::new();
-        for r in &ms.responses {
-            let Some(data) = r.prop(multistatus::CALDAV, "calendar-data") else {
+        for mut r in ms.responses {
+            // Taken out, not copied: calendar data is the bulk of the answer.
+            let Some(data) = r.take_text(multistatus::CALDAV, "calendar-data") else {
                 continue; // 404 entries of a multiget, or the collection itself
             };
             out.push(CalendarObject {
@@ -833,7 +826,7 @@ impl CaldavClient {
                     .prop(multistatus::CALDAV, "schedule-tag")
                     .map(|p| p.text.trim().to_owned())
                     .filter(|t| !t.is_empty()),
-                data: data.text.clone(),
+                data,
             });
         }
         Ok(out)

@@ -115,6 +115,17 @@ impl Response {
             .find(|p| p.namespace == namespace && p.name == name)
     }
 
+    /// The text of [`Self::prop`], moved out of the response (left empty there): for large
+    /// values such as `CALDAV:calendar-data`, which need no copy.
+    pub fn take_text(&mut self, namespace: &str, name: &str) -> Option<String> {
+        self.propstats
+            .iter_mut()
+            .filter(|ps| (200..300).contains(&ps.status))
+            .flat_map(|ps| ps.props.iter_mut())
+            .find(|p| p.namespace == namespace && p.name == name)
+            .map(|p| std::mem::take(&mut p.text))
+    }
+
     /// True when the resource is a collection of the given kind (`DAV:resourcetype`).
     pub fn is_resource_type(&self, namespace: &str, name: &str) -> bool {
         self.prop(DAV, "resourcetype")
@@ -412,6 +423,19 @@ END:VCALENDAR
                 .text
                 .starts_with("BEGIN:VCALENDAR\n")
         );
+        // Taking the text moves it out; a property not reported with 2xx has none to take.
+        let mut r = ms.responses[0].clone();
+        assert_eq!(
+            r.take_text(CALDAV, "calendar-data").as_deref(),
+            Some("BEGIN:VCALENDAR\nEND:VCALENDAR\n")
+        );
+        assert_eq!(r.prop(CALDAV, "calendar-data").unwrap().text, "");
+        assert_eq!(r.take_text(CALDAV, "schedule-tag"), None);
+        let mut inbox = parse_multistatus(
+            r#"<multistatus xmlns="DAV:"><response><href>/i/</href><propstat><prop><getetag>"x"</getetag></prop><status>HTTP/1.1 404 Not Found</status></propstat></response></multistatus>"#,
+        )
+        .unwrap();
+        assert_eq!(inbox.responses[0].take_text(DAV, "getetag"), None);
     }
 
     #[test]

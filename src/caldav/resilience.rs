@@ -420,7 +420,7 @@ impl Breaker {
                     failures,
                 };
                 drop(inner);
-                log(Transition::HalfOpen);
+                self.log(Transition::HalfOpen);
                 Ok(admission(true))
             }
             State::Open { until, failures } => Err(Rejection {
@@ -458,15 +458,7 @@ impl Breaker {
             State::Closed { failures } if failed => {
                 let failures = failures.saturating_add(1);
                 if failures >= self.threshold {
-                    inner.opened += 1;
-                    inner.state = State::Open {
-                        until: now + self.cooldown,
-                        failures,
-                    };
-                    Some(Transition::Opened {
-                        failures,
-                        opened: inner.opened,
-                    })
+                    Some(self.open(&mut inner, failures, now))
                 } else {
                     inner.state = State::Closed { failures };
                     None
@@ -477,16 +469,7 @@ impl Breaker {
                 None
             }
             State::HalfOpen { failures, .. } if trial && failed => {
-                let failures = failures.saturating_add(1);
-                inner.opened += 1;
-                inner.state = State::Open {
-                    until: now + self.cooldown,
-                    failures,
-                };
-                Some(Transition::Opened {
-                    failures,
-                    opened: inner.opened,
-                })
+                Some(self.open(&mut inner, failures.saturating_add(1), now))
             }
             State::HalfOpen { .. } if trial => {
                 inner.state = State::Closed { failures: 0 };
@@ -496,21 +479,41 @@ impl Breaker {
         };
         drop(inner);
         if let Some(t) = transition {
-            self.log_transition(t);
+            self.log(t);
         }
     }
 
-    fn log_transition(&self, t: Transition) {
-        if let Transition::Opened { failures, opened } = t {
-            tracing::warn!(
+    /// Opens the circuit for a cooldown after `failures` consecutive failures.
+    fn open(&self, inner: &mut Inner, failures: u32, now: Instant) -> Transition {
+        inner.opened += 1;
+        inner.state = State::Open {
+            until: now + self.cooldown,
+            failures,
+        };
+        Transition::Opened {
+            failures,
+            opened: inner.opened,
+        }
+    }
+
+    /// Logs a state change (called with the lock released).
+    fn log(&self, t: Transition) {
+        match t {
+            Transition::Opened { failures, opened } => tracing::warn!(
                 target: "calgate::upstream",
                 failures,
                 cooldown_ms = self.cooldown.as_millis() as u64,
                 opened_total = opened,
                 "upstream circuit opened: requests fail at once until the cooldown is over"
-            );
-        } else {
-            log(t);
+            ),
+            Transition::HalfOpen => tracing::info!(
+                target: "calgate::upstream",
+                "upstream circuit half-open: one trial request goes through"
+            ),
+            Transition::Closed => tracing::info!(
+                target: "calgate::upstream",
+                "upstream circuit closed: the trial request succeeded"
+            ),
         }
     }
 
@@ -526,20 +529,6 @@ impl Breaker {
             },
             State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,
         }
-    }
-}
-
-fn log(t: Transition) {
-    match t {
-        Transition::Opened { .. } => {} // logged by Breaker::log_transition (needs the cooldown)
-        Transition::HalfOpen => tracing::info!(
-            target: "calgate::upstream",
-            "upstream circuit half-open: one trial request goes through"
-        ),
-        Transition::Closed => tracing::info!(
-            target: "calgate::upstream",
-            "upstream circuit closed: the trial request succeeded"
-        ),
     }
 }
 

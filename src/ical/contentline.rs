@@ -212,6 +212,19 @@ pub(crate) fn shorten(s: &str) -> String {
 }
 
 impl ContentLine {
+    /// Whether the value or a parameter value holds a raw CR or LF, which is never data: the
+    /// line must have been unfolded, and in a parameter value `to_line` would write it as an
+    /// RFC 6868 `^n`, so the line would not survive parse -> to_line -> parse. Such a line is
+    /// [`ContentLineError::LineBreakInValue`].
+    pub(crate) fn has_raw_line_break(&self) -> bool {
+        self.value.contains(['\r', '\n'])
+            || self
+                .params
+                .iter()
+                .flat_map(|p| &p.values)
+                .any(|v| v.contains(['\r', '\n']))
+    }
+
     /// A line without parameters; the name is upper-cased.
     pub fn new(name: &str, value: &str) -> Self {
         ContentLine {
@@ -263,21 +276,17 @@ impl ContentLine {
                     Err(_) => return Err(param_error(&prop, params.len() + 1, after, line)),
                 }
             } else if let Some(value) = rest.strip_prefix(':') {
-                // A raw CR or LF is never data, in the value or in a parameter value (there
-                // `to_line` would turn it into an RFC 6868 `^n`, so the line would not survive
-                // parse -> to_line -> parse).
-                let in_params = params
-                    .iter()
-                    .flat_map(|p| &p.values)
-                    .any(|v| v.contains(['\r', '\n']));
-                if in_params || value.contains(['\r', '\n']) {
-                    return Err(ContentLineError::LineBreakInValue { property: prop });
-                }
-                return Ok(ContentLine {
+                let parsed = ContentLine {
                     name: prop,
                     params,
                     value: value.to_string(),
-                });
+                };
+                if parsed.has_raw_line_break() {
+                    return Err(ContentLineError::LineBreakInValue {
+                        property: parsed.name,
+                    });
+                }
+                return Ok(parsed);
             } else {
                 if let Some(pname) = unterminated_quote(rest, &params) {
                     return Err(ContentLineError::UnterminatedQuote {

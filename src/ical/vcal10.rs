@@ -695,12 +695,7 @@ fn parse_relaxed(line: &str, applied: &mut Applied) -> Result<ContentLine, Conte
         value: value.to_string(),
     };
     if strict.as_ref() != Ok(&relaxed) {
-        let in_params = relaxed
-            .params
-            .iter()
-            .flat_map(|p| &p.values)
-            .any(|v| v.contains(['\r', '\n']));
-        if in_params || relaxed.value.contains(['\r', '\n']) {
+        if relaxed.has_raw_line_break() {
             return Err(ContentLineError::LineBreakInValue {
                 property: relaxed.name,
             });

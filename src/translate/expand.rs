@@ -3,15 +3,8 @@
 //!
 //! # CalIDs
 //!
-//! cap-04 leaves the form of a CalID to the calendar store. calgate's are
-//!
-//! - `cap://<server_id>/<user>/<calendar>`: one calendar collection in `<user>`'s calendar home
-//!   (RFC 4791 §6.2.1), `<calendar>` being the collection's last URL path segment;
-//! - `cap://<server_id>/<user>`: the user's calendar home (expands to its calendars);
-//! - the same without `cap://<server_id>/` (a relative CalID, cap-04 §2.4.2), with or without a
-//!   leading `/`; a trailing `/` is ignored.
-//!
-//! `<server_id>` is `gateway.server_id`, compared without regard to case (a `:port` is
+//! Their forms are in [`calid`]; a calendar home (`cap://<server_id>/<user>`) expands to its
+//! calendars. `<server_id>` is `gateway.server_id`, compared without regard to case (a `:port` is
 //! ignored). `<user>` is the upstream login name; a segment with `@` is read as an address and
 //! mapped with `upstream.login_template`, one without as the local part of an address at the
 //! calendar domain (with the default template `{local}` both are the login name). Segments are
@@ -50,9 +43,10 @@ use crate::caldav::path::{child_name, percent_decode, same_collection};
 use crate::caldav::request::{
     CALENDAR_HOME_SET, CURRENT_USER_PRIVILEGE_SET, GROUP_MEMBER_SET, PropName, RESOURCETYPE,
 };
-use crate::caldav::{CaldavError, Credentials};
+use crate::caldav::{CaldavError, Credentials, Principal};
 use reqwest::Url;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// How deeply groups may nest before an expansion is given up (a guard against runaway
 /// directories; cycles are skipped separately).
@@ -320,11 +314,7 @@ impl Gateway {
             )));
         }
         let address = upn.to_ascii_lowercase();
-        let me = self
-            .discovery()
-            .principal(creds)
-            .await
-            .map_err(|e| self.refused_credentials(e, creds))?;
+        let me = self.own_principal(creds).await?;
         let user = self.discovery().login_for(&address);
         if me.has_address(&address) || user.as_deref() == Some(creds.user.as_str()) {
             return Ok(Identity::User {
@@ -451,11 +441,7 @@ impl Gateway {
                 self.domain()
             )));
         }
-        let me = self
-            .discovery()
-            .principal(creds)
-            .await
-            .map_err(|e| self.refused_credentials(e, creds))?;
+        let me = self.own_principal(creds).await?;
         let user = if me.has_address(upn) {
             creds.user.clone()
         } else {
@@ -504,14 +490,22 @@ impl Gateway {
         }
     }
 
+    /// The caller's own principal (discovery, cached); credentials the upstream refuses are
+    /// [`Gateway::refused_credentials`].
+    pub(crate) async fn own_principal(
+        &self,
+        creds: &Credentials,
+    ) -> Result<Arc<Principal>, TranslateError> {
+        self.discovery()
+            .principal(creds)
+            .await
+            .map_err(|e| self.refused_credentials(e, creds))
+    }
+
     /// The principal URL of `user`: the caller's own from discovery, others' derived.
     async fn principal_url(&self, user: &str, creds: &Credentials) -> Result<Url, TranslateError> {
         if user == creds.user {
-            let me = self
-                .discovery()
-                .principal(creds)
-                .await
-                .map_err(|e| self.refused_credentials(e, creds))?;
+            let me = self.own_principal(creds).await?;
             return Ok(me.url.clone());
         }
         Ok(self.discovery().principal_url_for(user, creds).await?)
@@ -519,11 +513,7 @@ impl Gateway {
 
     /// The calendars in the caller's own home.
     async fn own_calendars(&self, creds: &Credentials) -> Result<Vec<String>, TranslateError> {
-        let me = self
-            .discovery()
-            .principal(creds)
-            .await
-            .map_err(|e| self.refused_credentials(e, creds))?;
+        let me = self.own_principal(creds).await?;
         let ms = self
             .discovery()
             .client()
@@ -622,11 +612,7 @@ impl Gateway {
         shown: Option<Url>,
         creds: &Credentials,
     ) -> Result<Url, TranslateError> {
-        let me = self
-            .discovery()
-            .principal(creds)
-            .await
-            .map_err(|e| self.refused_credentials(e, creds))?;
+        let me = self.own_principal(creds).await?;
         if let Some(home) = shown.filter(|h| !me.is_home(h)) {
             return Ok(home);
         }
@@ -730,13 +716,7 @@ impl Gateway {
         creds: &Credentials,
     ) -> Result<Url, TranslateError> {
         if user == creds.user {
-            return Ok(self
-                .discovery()
-                .principal(creds)
-                .await
-                .map_err(|e| self.refused_credentials(e, creds))?
-                .home
-                .clone());
+            return Ok(self.own_principal(creds).await?.home.clone());
         }
         let url = self.principal_url(user, creds).await?;
         let shown = match self.probe_principal(user, &url, label, creds).await? {

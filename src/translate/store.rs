@@ -334,11 +334,7 @@ impl Gateway {
                     // a calendar.
                     self.locate(creds, calid).await?;
                 }
-                let me = self
-                    .discovery()
-                    .principal(creds)
-                    .await
-                    .map_err(|e| self.refused_credentials(e, creds))?;
+                let me = self.own_principal(creds).await?;
                 let inbox = me.inbox.clone().ok_or_else(|| {
                     TranslateError::NotFound(format!(
                         "The calendar server shows no scheduling inbox for {user}, so {label} \
@@ -672,13 +668,7 @@ impl Gateway {
         let label = self.label(&user, calid.calendar.as_deref());
         let url = match &calid.calendar {
             Some(name) => self.named_calendar(&user, name, creds).await?,
-            None if own => self
-                .discovery()
-                .principal(creds)
-                .await
-                .map_err(|e| self.refused_credentials(e, creds))?
-                .default_calendar
-                .clone(),
+            None if own => self.own_principal(creds).await?.default_calendar.clone(),
             None => self
                 .discovery()
                 .calendar_of(&user, creds)
