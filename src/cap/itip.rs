@@ -916,7 +916,7 @@ mod tests {
         let e = add_instances(&empty, &[comp(WEEKLY_TZID)], &now()).unwrap_err();
         assert_eq!(e.code, "3.11");
         assert_eq!(
-            e.request_status(),
+            crate::cap::status::Status::from(e).to_line().value,
             "3.11;the stored object holds no VEVENT\\, VTODO or VJOURNAL"
         );
     }

@@ -74,16 +74,6 @@ impl Refusal {
             reason: reason.into(),
         }
     }
-
-    /// The REQUEST-STATUS value `code;description` (RFC 5545 §3.8.8.3), the description
-    /// TEXT-escaped.
-    pub fn request_status(&self) -> String {
-        format!(
-            "{};{}",
-            self.code,
-            crate::ical::contentline::escape_text(&self.reason)
-        )
-    }
 }
 
 impl From<Refusal> for Status {
