@@ -28,10 +28,10 @@
 //!   (see [`Modification::apply`]); every other replaced line is the NEW line as written.
 //! - Sub-components (VALARM) of OLD and NEW are not supported ([`from_payload`] answers 3.14).
 
-use super::vquery::{ValueKind, is_multi_valued, kind_of};
 use crate::ical::component::Component;
 use crate::ical::contentline::{ContentLine, Param, unescape_text};
 use crate::ical::datetime::{DateOrDateTime, DateTime};
+use crate::ical::property::{ValueKind, is_multi_valued, kind_of};
 use crate::ical::scheduling::{OBJECT_COMPONENTS, SCHEDULABLE, address_key};
 
 /// The parts of a MODIFY command (cap-04 §7.2.1.5; cap-02 §7.2.1.4).
@@ -245,7 +245,7 @@ fn is_address(line: &ContentLine) -> bool {
 // ---------------------------------------------------------------- comparison --
 
 /// Whether two lines of the same property carry the same value, by the property's kind
-/// ([`kind_of`], the table VQUERY uses): CAL-ADDRESS by [`address_key`] (without `mailto:`,
+/// ([`kind_of`], the table of `ical::property` that VQUERY uses too): CAL-ADDRESS by [`address_key`] (without `mailto:`,
 /// display name and case); DATE / DATE-TIME as parsed values (TZID honoured); enumerations
 /// without case; integers as numbers; anything else as TEXT after unescaping
 /// (RFC 5545 §3.3.11).

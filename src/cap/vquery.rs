@@ -59,6 +59,7 @@ use nom::{IResult, Parser};
 use crate::ical::component::Component;
 use crate::ical::contentline::{ContentLine, shorten, unescape_text};
 use crate::ical::datetime::{DateOrDateTime, DateTime, Duration};
+use crate::ical::property::{ValueKind, is_multi_valued, kind_of, known_property};
 use crate::ical::scheduling::address_key;
 
 /// Longest QUERY text accepted, in octets (spec §3.4 GW limit; beyond: 3.14).
@@ -77,57 +78,6 @@ const KNOWN_COMPONENTS: [&str; 7] = [
     "VALARM",
     "VTIMEZONE",
     "VCAR",
-];
-
-/// The properties of RFC 5545 §3.7 and §3.8 and the METHOD pseudo-column (spec §3.3), with
-/// how their values compare. One table for the fold repair (the column names it trusts), for
-/// [`Query::matches`] and for MODIFY's value comparison (`super::modify`); a name not listed
-/// is [`ValueKind::Other`].
-const PROPERTIES: [(&str, ValueKind); 44] = [
-    ("ACTION", ValueKind::Enumerated),
-    ("ATTACH", ValueKind::Text),
-    ("ATTENDEE", ValueKind::CalAddress),
-    ("CALSCALE", ValueKind::Enumerated),
-    ("CATEGORIES", ValueKind::Text),
-    ("CLASS", ValueKind::Enumerated),
-    ("COMMENT", ValueKind::Text),
-    ("COMPLETED", ValueKind::DateTime),
-    ("CONTACT", ValueKind::Text),
-    ("CREATED", ValueKind::DateTime),
-    ("DESCRIPTION", ValueKind::Text),
-    ("DTEND", ValueKind::DateTime),
-    ("DTSTAMP", ValueKind::DateTime),
-    ("DTSTART", ValueKind::DateTime),
-    ("DUE", ValueKind::DateTime),
-    ("DURATION", ValueKind::Other),
-    ("EXDATE", ValueKind::DateTime),
-    ("FREEBUSY", ValueKind::Other),
-    ("GEO", ValueKind::Text),
-    ("LAST-MODIFIED", ValueKind::DateTime),
-    ("LOCATION", ValueKind::Text),
-    ("METHOD", ValueKind::Enumerated),
-    ("ORGANIZER", ValueKind::CalAddress),
-    ("PERCENT-COMPLETE", ValueKind::Integer),
-    ("PRIORITY", ValueKind::Integer),
-    ("RDATE", ValueKind::Other),
-    ("RECURRENCE-ID", ValueKind::DateTime),
-    ("RELATED-TO", ValueKind::Text),
-    ("REPEAT", ValueKind::Integer),
-    ("REQUEST-STATUS", ValueKind::Text),
-    ("RESOURCES", ValueKind::Text),
-    ("RRULE", ValueKind::Text),
-    ("SEQUENCE", ValueKind::Integer),
-    ("STATUS", ValueKind::Enumerated),
-    ("SUMMARY", ValueKind::Text),
-    ("TRANSP", ValueKind::Enumerated),
-    ("TRIGGER", ValueKind::Other),
-    ("TZID", ValueKind::Text),
-    ("TZNAME", ValueKind::Text),
-    ("TZOFFSETFROM", ValueKind::Other),
-    ("TZOFFSETTO", ValueKind::Other),
-    ("TZURL", ValueKind::Other),
-    ("UID", ValueKind::Text),
-    ("URL", ValueKind::Text),
 ];
 
 /// Words that belong to full SQL but not to SQL-MIN: reported as 3.14, not as a syntax error.
@@ -992,43 +942,6 @@ fn check_value(column: &str, value: &str, pos: usize) -> Result<(), QueryError> 
 }
 
 // ------------------------------------------------------------------ evaluation --
-
-/// How values of a property compare (spec §3.4 evaluation rules; MODIFY's OLD values,
-/// `super::modify`, use the same kinds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueKind {
-    /// Instants.
-    DateTime,
-    /// Integers (text if a side is not one).
-    Integer,
-    /// CAL-ADDRESS: `mailto:` and case ignored.
-    CalAddress,
-    /// Enumerated: case-insensitive.
-    Enumerated,
-    /// TEXT: exact on the unescaped value.
-    Text,
-    /// Unknown: instants, else durations, else integers, else text.
-    Other,
-}
-
-fn known_property(property: &str) -> Option<ValueKind> {
-    PROPERTIES
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(property))
-        .map(|&(_, kind)| kind)
-}
-
-/// How values of `property` compare: its entry in [`PROPERTIES`], else [`ValueKind::Other`].
-pub(crate) fn kind_of(property: &str) -> ValueKind {
-    known_property(property).unwrap_or(ValueKind::Other)
-}
-
-/// Properties whose value is a comma-separated list (RFC 5545 §3.1.1).
-pub(crate) fn is_multi_valued(property: &str) -> bool {
-    ["CATEGORIES", "RESOURCES", "EXDATE", "RDATE"]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(property))
-}
 
 /// Seconds since the epoch of a DATE or DATE-TIME; floating and TZID times are taken as UTC
 /// (no time-zone database), a DATE as midnight UTC.

@@ -6,6 +6,7 @@
 //! | [`contentline`] | RFC 5545 §3.1 content lines, folding/unfolding; §3.2 parameters (quoted values); §3.3.11 TEXT escaping; RFC 6868 on output |
 //! | [`component`] | RFC 5545 §3.4/§3.6 BEGIN/END components, bounded nesting |
 //! | [`datetime`] | RFC 5545 §3.3.4 DATE, §3.3.5 DATE-TIME, §3.3.6 DURATION; legacy forms of `cap-cstp.md` §7.3 #12 |
+//! | [`property`] | RFC 5545 §3.7/§3.8 property names and how their values compare |
 //! | [`scheduling`] | RFC 5546 / RFC 6638 helpers: addresses (§7.3 #14), ORGANIZER/ATTENDEE, PARTSTAT, SCHEDULE-STATUS |
 //! | [`vcal10`] | vCalendar 1.0 and draft-ietf-calsch-cip-00 data → iCalendar 2.0 (`cap-cstp.md` §7.3 #7–#14) |
 //!
@@ -31,6 +32,7 @@
 pub mod component;
 pub mod contentline;
 pub mod datetime;
+pub mod property;
 pub mod scheduling;
 pub mod vcal10;
 

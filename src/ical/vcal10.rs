@@ -463,75 +463,35 @@ fn join_qp_soft_breaks<'a>(physical: &[&'a str], applied: &mut Applied) -> Vec<C
     out
 }
 
-/// Property names known to vCalendar 1.0, iCalendar 2.0 and CIP (for #8(c)
-/// and #9).
-const KNOWN_NAMES: &[&str] = &[
+/// Names known to vCalendar 1.0 and CIP beyond the iCalendar properties of
+/// [`crate::ical::property::PROPERTIES`] (for #8(c) and #9), and BEGIN/END.
+const VCAL10_NAMES: &[&str] = &[
     "AALARM",
-    "ACTION",
-    "ATTACH",
-    "ATTENDEE",
     "BEGIN",
-    "CALSCALE",
-    "CATEGORIES",
-    "CLASS",
-    "COMMENT",
-    "COMPLETED",
-    "CONTACT",
-    "CREATED",
     "DALARM",
     "DAYLIGHT",
     "DCREATED",
-    "DESCRIPTION",
-    "DTEND",
-    "DTSTAMP",
-    "DTSTART",
-    "DUE",
-    "DURATION",
     "END",
-    "EXDATE",
     "EXRULE",
-    "FREEBUSY",
-    "GEO",
-    "LAST-MODIFIED",
-    "LOCATION",
     "MALARM",
-    "METHOD",
-    "ORGANIZER",
     "PALARM",
-    "PERCENT-COMPLETE",
-    "PRIORITY",
-    "PRODID",
-    "RDATE",
-    "RECURRENCE-ID",
-    "RELATED-TO",
-    "REPEAT",
-    "REQUEST-STATUS",
-    "RESOURCES",
     "RESPONSE-SEQUENCE",
     "RNUM",
-    "RRULE",
-    "SEQUENCE",
-    "STATUS",
     "SUBJECT",
-    "SUMMARY",
-    "TRANSP",
-    "TRIGGER",
     "TZ",
-    "TZID",
-    "TZNAME",
-    "TZOFFSETFROM",
-    "TZOFFSETTO",
-    "TZURL",
-    "UID",
-    "URL",
-    "VERSION",
 ];
+
+/// Whether `n` is an upper-case property name known to vCalendar 1.0, iCalendar 2.0 or CIP.
+fn is_known_name(n: &str) -> bool {
+    !n.bytes().any(|b| b.is_ascii_lowercase())
+        && (VCAL10_NAMES.contains(&n) || crate::ical::property::known_property(n).is_some())
+}
 
 /// #9: `NAME<whitespace>rest` with NAME a known upper-case property name.
 fn split_known_name(line: &str) -> Option<(&str, &str)> {
     let end = line.find(|c: char| !is_name_char(c))?;
     let (n, rest) = line.split_at_checked(end)?;
-    if !rest.starts_with([' ', '\t']) || !KNOWN_NAMES.contains(&n) {
+    if !rest.starts_with([' ', '\t']) || !is_known_name(n) {
         return None;
     }
     Some((n, rest.trim_start()))
