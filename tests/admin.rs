@@ -2,13 +2,17 @@
 //! request limits, garbage, the connection cap and shutdown. No upstream: readiness is a closure
 //! the tests control.
 
+mod common;
+
 use calgate::admin::{AdminLimits, Readiness, serve_with_limits};
 use calgate::metrics::{CommandResult, Limit, Metrics, Protocol, RefusedReason, StatusClass};
+use common::http::{Reply, exchange, parse_reply, request};
+use common::until_closed;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -55,75 +59,6 @@ async fn start(limits: AdminLimits, ready: Readiness) -> Admin {
         shutdown,
         task,
     }
-}
-
-/// A parsed response.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn parse_reply(bytes: &[u8]) -> Reply {
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response head in {text:?}"));
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    assert!(status_line.starts_with("HTTP/1.1 "), "{status_line:?}");
-    let status = status_line[9..12].parse().unwrap();
-    let headers = lines
-        .map(|l| {
-            let (n, v) = l.split_once(": ").unwrap();
-            (n.to_owned(), v.to_owned())
-        })
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-/// Everything the server sends until it closes (a reset after the data counts as a close).
-async fn read_all(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let read = async {
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("the server closes the connection");
-    out
-}
-
-/// Sends `raw` on a new connection and returns all the server sends back.
-async fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(raw).await.unwrap();
-    read_all(&mut stream).await
-}
-
-async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
-    let raw = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test\r\n\r\n");
-    parse_reply(&exchange(addr, raw.as_bytes()).await)
 }
 
 fn assert_common_headers(reply: &Reply) {
@@ -437,7 +372,7 @@ async fn a_trickled_request_is_cut_off() {
         }
     });
     let started = Instant::now();
-    let reply = parse_reply(&read_all(&mut reader).await);
+    let reply = parse_reply(&until_closed(&mut reader).await);
     let elapsed = started.elapsed();
     assert_eq!(reply.status, 408);
     assert!(
@@ -448,7 +383,7 @@ async fn a_trickled_request_is_cut_off() {
 
     // A connection that sends nothing is closed without an answer.
     let mut silent = TcpStream::connect(admin.addr).await.unwrap();
-    assert!(read_all(&mut silent).await.is_empty());
+    assert!(until_closed(&mut silent).await.is_empty());
 }
 
 #[tokio::test]
@@ -481,7 +416,7 @@ async fn garbage_gets_400_and_the_server_lives_on() {
     let mut stream = TcpStream::connect(admin.addr).await.unwrap();
     stream.write_all(b"GET /healthz HT").await.unwrap();
     stream.shutdown().await.unwrap();
-    let reply = parse_reply(&read_all(&mut stream).await);
+    let reply = parse_reply(&until_closed(&mut stream).await);
     assert_eq!(reply.status, 400);
 
     assert_eq!(request(admin.addr, "GET", "/healthz").await.status, 200);
@@ -529,6 +464,6 @@ async fn shutdown_stops_accepting() {
         .await
         .expect("serve returns after shutdown")
         .unwrap();
-    assert!(read_all(&mut idle).await.is_empty());
+    assert!(until_closed(&mut idle).await.is_empty());
     assert!(TcpStream::connect(admin.addr).await.is_err());
 }

@@ -442,6 +442,7 @@ async fn autologout_applies_after_login() {
     let ok = reply(&mut tcp).await;
     assert!(ok.contains(&"AUTOLOGOUTTIME=1".to_owned()));
     assert_eq!(read_line(&mut tcp).await, None, "AUTOLOGOUTTIME elapsed");
+    assert_metrics(&gw, &["calgate_limit_hits_total{limit=\"idle_timeout\"} 1"]);
 }
 
 // ---- SCRAM-SHA-256 for gateway-local accounts ----
@@ -493,32 +494,35 @@ fn unb64(text: &str) -> Vec<u8> {
     calgate::cap::scram::base64_decode(text).unwrap_or_else(|| panic!("base64: {text:?}"))
 }
 
-/// A gateway with local accounts: alice (SCRAM password "s3cret-local", the real upstream
+/// [`cap_config`] with local accounts: alice (SCRAM password "s3cret-local", the real upstream
 /// password) and bob (an upstream password the upstream refuses).
-fn scram_gateway() -> SocketAddr {
+fn scram_config() -> calgate::config::Config {
     use calgate::cap::scram::StoredKeys;
     use calgate::config::LocalAccount;
+    let mut c = cap_config();
+    for (user, scram, upstream) in [
+        ("alice", "s3cret-local", "alicepw"),
+        ("bob", "bob-local", "not-bobs"),
+    ] {
+        c.auth.local_accounts.push(LocalAccount {
+            user: user.into(),
+            scram_sha256: calgate::secret::Secret::new(
+                StoredKeys::generate(scram.as_bytes(), 4096)
+                    .unwrap()
+                    .encode(),
+            ),
+            upstream_password: calgate::secret::Secret::new(upstream.into()),
+        });
+    }
+    c
+}
+
+/// One gateway with [`scram_config`] shared by the SCRAM tests.
+fn scram_gateway() -> SocketAddr {
     static GW: OnceLock<calgate::server::Running> = OnceLock::new();
-    GW.get_or_init(|| {
-        let mut c = cap_config();
-        for (user, scram, upstream) in [
-            ("alice", "s3cret-local", "alicepw"),
-            ("bob", "bob-local", "not-bobs"),
-        ] {
-            c.auth.local_accounts.push(LocalAccount {
-                user: user.into(),
-                scram_sha256: calgate::secret::Secret::new(
-                    StoredKeys::generate(scram.as_bytes(), 4096)
-                        .unwrap()
-                        .encode(),
-                ),
-                upstream_password: calgate::secret::Secret::new(upstream.into()),
-            });
-        }
-        spawn_gateway(c)
-    })
-    .cap_addr
-    .expect("CAP enabled")
+    GW.get_or_init(|| spawn_gateway(scram_config()))
+        .cap_addr
+        .expect("CAP enabled")
 }
 
 #[tokio::test]
@@ -614,6 +618,44 @@ async fn scram_sha256_failures() {
     assert!(reply(&mut s).await[0].starts_with("6.3 ; "));
 }
 
+/// `limits.max_sasl_steps` over TCP: SCRAM needs two client messages; with one allowed, the
+/// second is refused as a failed login (the SASL exchange ends with `.`, then `6.0`) and
+/// counted, and with `cap.auth_retries` the session may log in again with a one-step PLAIN.
+#[tokio::test]
+async fn a_sasl_exchange_over_the_step_limit_fails_the_login() {
+    let mut c = scram_config();
+    c.limits.max_sasl_steps = 1;
+    c.cap.auth_retries = 1;
+    let gw = start_gateway(c).await;
+    let mut s = connect(gw.cap_addr.unwrap()).await;
+    reply(&mut s).await;
+    let mut client = ScramClient::new("alice", "s3cret-local");
+    send(
+        s.get_mut(),
+        &format!("AUTHENTICATE SCRAM-SHA-256 {}", client.first()),
+    )
+    .await;
+    let server_first = read_line(&mut s).await.unwrap();
+    send(s.get_mut(), &client.final_message(&server_first)).await;
+    assert_eq!(read_line(&mut s).await.as_deref(), Some("."));
+    assert_eq!(
+        reply(&mut s).await,
+        ["6.0 ; Authentication failed: too many SASL steps", ".", "."]
+    );
+    assert_metrics(
+        &gw,
+        &[
+            "calgate_limit_hits_total{limit=\"sasl_steps\"} 1",
+            "calgate_auth_failures_total{protocol=\"cap\"} 1",
+        ],
+    );
+    send(s.get_mut(), &format!("AUTHENTICATE PLAIN {ALICE}")).await;
+    assert_eq!(
+        reply(&mut s).await[..3],
+        ["2.0", ".", "IDENTITY=alice@example.com"]
+    );
+}
+
 // ---- end to end: what the profile claims beyond the transcripts ----
 
 /// A SENDDATA iTIP REQUEST from `organizer` inviting bob, as the client sends it (CRLF lines,
@@ -646,12 +688,7 @@ fn request(cmdid: &str, uid: &str, organizer: &str) -> String {
 }
 
 /// SENDDATA with `request(cmdid, uid, organizer)`, after the `2.0.1` go-ahead.
-async fn send_request(
-    s: &mut BufReader<tokio::net::TcpStream>,
-    cmdid: &str,
-    uid: &str,
-    organizer: &str,
-) {
+async fn send_request(s: &mut Conn, cmdid: &str, uid: &str, organizer: &str) {
     send(s.get_mut(), "SENDDATA").await;
     assert_eq!(read_line(s).await.as_deref(), Some("2.0.1"));
     s.get_mut()
@@ -773,7 +810,7 @@ async fn upstream_failures_are_reported_not_swallowed() {
 
 #[tokio::test]
 async fn command_timeout_is_reported_and_nothing_is_stored() {
-    let (proxy, addr, _gw) = slow_gateway(|c| c.limits.command_timeout_secs = 1).await;
+    let (proxy, addr, gw) = slow_gateway(|c| c.limits.command_timeout_secs = 1).await;
     let uid = unique_uid("cap-command-timeout");
     let mut s = logged_in(addr, ALICE).await;
     send_request(&mut s, "t1", &uid, "alice@example.com").await;
@@ -789,6 +826,10 @@ async fn command_timeout_is_reported_and_nothing_is_stored() {
         "the timed-out PUT was dropped"
     );
     assert!(objects_with_uid("alice", &uid).await.is_empty());
+    assert_metrics(
+        &gw,
+        &["calgate_limit_hits_total{limit=\"command_timeout\"} 1"],
+    );
 }
 
 #[tokio::test]

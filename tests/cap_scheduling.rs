@@ -178,8 +178,11 @@ fn attendee_line(data: &str, who: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Waits for the invitation `uid` (from 089) to reach bob's calendar and inbox.
-async fn bob_has_invitation(uid: &str) {
+/// Replays 089 (alice invites bob) and waits for the invitation to reach bob's calendar and
+/// inbox; the replay's variables (`UID` is the invitation's).
+async fn invite_bob() -> HashMap<String, String> {
+    let (_, vars) = replay("089-itip-invite-bob.txt").await;
+    let uid = &vars["UID"];
     let delivered = eventually(|| async {
         (find("bob", uid).await.is_some() && !inbox_with_uid("bob", uid).await.is_empty())
             .then_some(())
@@ -190,6 +193,7 @@ async fn bob_has_invitation(uid: &str) {
         "the upstream delivered {uid} to bob's calendar and inbox; alice's copy: {:?}",
         find("alice", uid).await.map(|o| o.data)
     );
+    vars
 }
 
 #[tokio::test]
@@ -374,9 +378,8 @@ async fn t083_itip_add_cancel() {
 #[tokio::test]
 async fn t084_itip_reply() {
     let _turn = scheduling_turn().await;
-    let (_, vars) = replay("089-itip-invite-bob.txt").await;
+    let vars = invite_bob().await;
     let uid = &vars["UID"];
-    bob_has_invitation(uid).await;
     replay_with("084-itip-reply.txt", &vars).await;
     let accepted = |data: &str| {
         attendee_line(data, "mailto:bob@example.com")
@@ -447,17 +450,15 @@ async fn t086_itip_freebusy() {
 #[tokio::test]
 async fn t087_read_scheduled() {
     let _turn = scheduling_turn().await;
-    let (_, vars) = replay("089-itip-invite-bob.txt").await;
-    bob_has_invitation(&vars["UID"]).await;
+    let vars = invite_bob().await;
     replay_with("087-read-scheduled.txt", &vars).await;
 }
 
 #[tokio::test]
 async fn t090_itip_cancel_by_attendee() {
     let _turn = scheduling_turn().await;
-    let (_, vars) = replay("089-itip-invite-bob.txt").await;
+    let vars = invite_bob().await;
     let uid = &vars["UID"];
-    bob_has_invitation(uid).await;
     let before = find("bob", uid).await.expect("bob's copy");
     replay_with("090-itip-cancel-by-attendee.txt", &vars).await;
     let after = find("bob", uid).await.expect("bob's copy is still there");

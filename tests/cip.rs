@@ -4,7 +4,7 @@
 
 mod common;
 
-use calgate::caldav::{CaldavClient, WriteCondition};
+use calgate::caldav::WriteCondition;
 use common::transcript;
 use common::*;
 use std::collections::HashMap;
@@ -43,10 +43,6 @@ async fn gateway() -> SocketAddr {
 async fn replay(name: &str, vars: &HashMap<String, String>) -> Vec<String> {
     let addr = gateway().await;
     transcript::replay(&transcript::load_in("cip", name, vars), addr).await
-}
-
-fn upstream_client() -> CaldavClient {
-    client()
 }
 
 fn attendee_line(data: &str, addr: &str) -> Option<String> {
@@ -199,7 +195,7 @@ async fn t031_rsvp_errors_change_nothing() {
 
 /// carol is busy 2035-12-04 10:00-11:00Z: that event is put in her calendar once per upstream.
 async fn carol_busy() {
-    let c = upstream_client();
+    let c = client();
     let d = discovery();
     let carol = creds("carol");
     let p = d.principal(&carol).await.unwrap();
@@ -231,8 +227,7 @@ async fn t041_anonymous_freebusy_through_the_service_account() {
 /// An anonymous FREEBUSY for carol on a gateway with `cfg`.
 async fn anonymous_freebusy(cfg: calgate::config::Config) -> Vec<String> {
     let gw = start_gateway(cfg).await;
-    let mut c = LineClient::connect(gw.cip_addr.unwrap()).await;
-    c.line().await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     c.command(&[
         "FREEBUSY +",
         "ATTENDEE:carol@example.com",
@@ -377,15 +372,7 @@ async fn t071_peer_records_a_foreign_attendees_answer() {
 async fn disconnect_mid_body_sends_nothing_upstream() {
     let addr = gateway().await;
     let uid = unique_uid("midbody");
-    let mut c = LineClient::connect(addr).await;
-    c.line().await;
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"])
-            .await
-            .last()
-            .unwrap(),
-        "OK 000 Logged in as alice@example.com"
-    );
+    let mut c = LineClient::logged_in(addr, "alice").await;
     c.send(&[
         "SENDEVENT +",
         &format!("UID:{uid}"),
@@ -398,9 +385,7 @@ async fn disconnect_mid_body_sends_nothing_upstream() {
     .await;
     drop(c); // gone before the terminating dot
     // A later session proves the gateway is still serving, and nothing was stored.
-    let mut c = LineClient::connect(addr).await;
-    c.line().await;
-    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
+    LineClient::greeted(addr).await.noop().await;
     assert!(find("alice", &uid).await.is_none());
     assert!(find("bob", &uid).await.is_none());
 }

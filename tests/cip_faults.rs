@@ -17,12 +17,6 @@ fn cip_only() -> calgate::config::Config {
     cfg
 }
 
-async fn greeted(addr: std::net::SocketAddr) -> LineClient {
-    let mut c = LineClient::connect(addr).await;
-    assert_eq!(c.line().await.as_deref(), Some("OK CIP 1.0 example.com"));
-    c
-}
-
 fn sendevent(uid: &str) -> Vec<String> {
     [
         "SENDEVENT +".to_owned(),
@@ -48,19 +42,16 @@ async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
     cfg.upstream.url = proxy.url();
     cfg.upstream.connect_timeout_secs = 2;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
-        vec!["OK 000 Logged in as alice@example.com"]
-    );
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     assert!(
         !proxy.is_cut(),
         "the upstream is up until the SENDEVENT writes"
     );
     let uid = unique_uid("cut");
-    let event = sendevent(&uid);
-    let lines: Vec<&str> = event.iter().map(String::as_str).collect();
-    assert_eq!(c.command(&lines).await, vec!["NO 000 Upstream unavailable"]);
+    assert_eq!(
+        c.command(&sendevent(&uid)).await,
+        vec!["NO 000 Upstream unavailable"]
+    );
     // The cut happened at the PUT: everything before it (login, the UID lookup) went through,
     // so the write was one step from happening, and the checks below are not vacuous.
     assert!(proxy.is_cut(), "the SENDEVENT got as far as its PUT");
@@ -75,7 +66,7 @@ async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
         ])
         .await;
     assert_eq!(fb, vec!["NO 000 Upstream unavailable"]);
-    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
+    c.noop().await;
     // A login that cannot be checked says so (no failure delay, no reason about the password).
     assert_eq!(
         c.command(&["AUTHENTICATE LOGIN bob bobpw"]).await,
@@ -90,7 +81,7 @@ async fn unreachable_upstream_at_login() {
     let mut cfg = cip_only();
     cfg.upstream.url = "http://127.0.0.1:9/".into();
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     assert_eq!(
         c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
         vec!["NO 000 Upstream unavailable, try again later"]
@@ -104,8 +95,8 @@ async fn connection_cap_answers_and_closes() {
     cfg.limits.max_connections_per_ip = 2;
     let gw = start_gateway(cfg).await;
     let addr = gw.cip_addr.unwrap();
-    let _a = greeted(addr).await;
-    let mut b = greeted(addr).await;
+    let _a = LineClient::greeted(addr).await;
+    let mut b = LineClient::greeted(addr).await;
     let mut third = LineClient::connect(addr).await;
     assert_eq!(
         third.line().await.as_deref(),
@@ -135,7 +126,7 @@ async fn closing_without_quit_frees_the_slot() {
     cfg.limits.preauth_timeout_secs = 600;
     let gw = start_gateway(cfg).await;
     let addr = gw.cip_addr.unwrap();
-    drop(greeted(addr).await);
+    drop(LineClient::greeted(addr).await);
     // Well before the 600 s idle limit (the bound only stops a broken test from hanging).
     let greeting = eventually(|| async move {
         let mut c = LineClient::connect(addr).await;
@@ -152,11 +143,16 @@ async fn per_ip_cap() {
     cfg.limits.max_connections_per_ip = 1;
     let gw = start_gateway(cfg).await;
     let addr = gw.cip_addr.unwrap();
-    let _a = greeted(addr).await;
+    let _a = LineClient::greeted(addr).await;
     let mut second = LineClient::connect(addr).await;
     assert_eq!(
         second.line().await.as_deref(),
         Some("NO 000 Too many connections")
+    );
+    assert_eq!(second.line().await, None, "closed after the refusal");
+    assert_metrics(
+        &gw,
+        &["calgate_connections_refused_total{protocol=\"cip\",reason=\"per_ip_limit\"} 1"],
     );
 }
 
@@ -166,7 +162,7 @@ async fn idle_client_is_closed_at_the_preauth_limit() {
     let mut cfg = cip_only();
     cfg.limits.preauth_timeout_secs = 1;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     assert_eq!(
         c.line().await.as_deref(),
         Some("NO 000 Idle timeout; closing the connection")
@@ -179,7 +175,7 @@ async fn plaintext_passwords_can_be_refused() {
     let mut cfg = cip_only();
     cfg.auth.plaintext_passwords = PlaintextPolicy::Never;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     let reply = c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await;
     assert!(
         reply[0].starts_with("NO 002 Passwords are not accepted"),
@@ -193,7 +189,7 @@ async fn plaintext_passwords_can_be_refused() {
 async fn shutdown_tells_idle_sessions() {
     let cfg = cip_only();
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     let stop = tokio::spawn(gw.shutdown(Duration::from_secs(5)));
     assert_eq!(
         c.line().await.as_deref(),
@@ -217,7 +213,7 @@ async fn partial_delivery_reports_who_got_it() {
     cfg.upstream.url = proxy.url();
     cfg.upstream.connect_timeout_secs = 2;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     assert_eq!(
         c.command(&["AUTHENTICATE LOGIN a.com PASSWORD_A"]).await,
         vec!["OK 000 Logged in as peer a.com"]
@@ -260,15 +256,12 @@ async fn command_timeout_answers_and_stores_nothing() {
     cfg.upstream.url = proxy.url();
     cfg.limits.command_timeout_secs = 1;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
-        vec!["OK 000 Logged in as alice@example.com"]
-    );
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let uid = unique_uid("command-timeout");
-    let event = sendevent(&uid);
-    let lines: Vec<&str> = event.iter().map(String::as_str).collect();
-    assert_eq!(c.command(&lines).await, vec!["NO 000 Upstream unavailable"]);
+    assert_eq!(
+        c.command(&sendevent(&uid)).await,
+        vec!["NO 000 Upstream unavailable"]
+    );
     assert_eq!(
         proxy.arrived.load(SeqCst),
         1,
@@ -280,7 +273,7 @@ async fn command_timeout_answers_and_stores_nothing() {
         dropped.is_some(),
         "the timed-out PUT was abandoned by the gateway"
     );
-    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
+    c.noop().await;
     tokio::time::sleep(HOLD + Duration::from_secs(1)).await;
     assert_eq!(
         proxy.forwarded.load(SeqCst),
@@ -289,4 +282,11 @@ async fn command_timeout_answers_and_stores_nothing() {
     );
     assert_eq!(count("alice", &uid).await, 0);
     assert_eq!(count("bob", &uid).await, 0);
+    assert_metrics(
+        &gw,
+        &[
+            "calgate_limit_hits_total{limit=\"command_timeout\"} 1",
+            "calgate_commands_total{protocol=\"cip\",verb=\"SENDEVENT\",result=\"timeout\"} 1",
+        ],
+    );
 }

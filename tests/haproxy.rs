@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::cap_client;
+use common::{cap_client, until_closed};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -226,16 +226,6 @@ async fn cip(c: &mut BufReader<TcpStream>, lines: &[&str]) -> Vec<String> {
             return reply;
         }
     }
-}
-
-/// Everything the peer sends until it closes; fails the test if it does not close in time.
-async fn until_closed(c: &mut BufReader<TcpStream>) -> Vec<u8> {
-    let mut rest = Vec::new();
-    tokio::time::timeout(PATIENCE, c.read_to_end(&mut rest))
-        .await
-        .expect("the connection was closed in time")
-        .ok();
-    rest
 }
 
 const GREETING: &str = "OK CIP 1.0 example.com";

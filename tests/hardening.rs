@@ -11,19 +11,23 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn greeted(addr: std::net::SocketAddr) -> LineClient {
-    let mut c = LineClient::connect(addr).await;
-    assert_eq!(c.line().await.as_deref(), Some("OK CIP 1.0 example.com"));
-    c
+/// Everything the server sends until it closes the connection, as text.
+async fn rest(stream: &mut tokio::net::TcpStream) -> String {
+    String::from_utf8_lossy(&until_closed(stream).await).into_owned()
 }
 
-/// Everything the server sends until it closes the connection (bounded by 30 s so a broken
-/// gateway fails the test instead of hanging it).
-async fn rest(stream: &mut tokio::net::TcpStream) -> String {
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the gateway closed the connection");
-    String::from_utf8_lossy(&buf).into_owned()
+/// alice's SENDEVENT of `uid`, inviting nobody.
+fn sendevent(uid: &str) -> Vec<String> {
+    [
+        "SENDEVENT +".to_owned(),
+        format!("UID:{uid}"),
+        "SEQUENCE:1".into(),
+        "DTSTART:20351210T100000Z".into(),
+        "DTEND:20351210T110000Z".into(),
+        "ATTENDEE;ROLE=OWNER:alice@example.com".into(),
+        ".".into(),
+    ]
+    .to_vec()
 }
 
 // ---- connection caps (limits.max_connections, limits.max_connections_per_ip) ----
@@ -46,17 +50,16 @@ async fn cap_over_the_connection_cap_hears_8_1() {
             "8.1 ; Too many connections, try again later\r\n.\r\n.\r\n",
             "max_connections {global}, per IP {per_ip}"
         );
-        let metrics = gw.metrics.render();
         let reason = if global == 1 {
             "global_limit"
         } else {
             "per_ip_limit"
         };
-        assert!(
-            metrics.contains(&format!(
+        assert_metrics(
+            &gw,
+            &[&format!(
                 "calgate_connections_refused_total{{protocol=\"cap\",reason=\"{reason}\"}} 1"
-            )),
-            "{metrics}"
+            )],
         );
     }
 }
@@ -94,10 +97,9 @@ async fn a_client_trickling_one_byte_a_second_is_cut_off() {
             started.elapsed()
         );
     }
-    let metrics = gw.metrics.render();
-    assert!(
-        metrics.contains("calgate_limit_hits_total{limit=\"preauth_timeout\"} 2"),
-        "{metrics}"
+    assert_metrics(
+        &gw,
+        &["calgate_limit_hits_total{limit=\"preauth_timeout\"} 2"],
     );
 }
 
@@ -110,7 +112,7 @@ async fn noops_before_login_do_not_extend_the_deadline() {
     cfg.limits.preauth_timeout_secs = 2;
     cfg.limits.max_preauth_commands = 1000;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     let mut answered = 0;
     loop {
         c.send(&["NOOP"]).await;
@@ -133,7 +135,7 @@ async fn too_many_commands_before_login_close_the_connection() {
     cfg.limits.max_preauth_commands = 3;
     let gw = start_gateway(cfg).await;
 
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     for _ in 0..3 {
         assert_eq!(c.command(&["NOOP"]).await, ["OK 000 NOOP"]);
     }
@@ -157,18 +159,13 @@ async fn too_many_commands_before_login_close_the_connection() {
     assert_eq!(cap_client::read_line(&mut cap).await, None, "closed");
 
     // Once logged in, commands are not counted.
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
-        ["OK 000 Logged in as alice@example.com"]
-    );
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     for _ in 0..5 {
         assert_eq!(c.command(&["NOOP"]).await, ["OK 000 NOOP"]);
     }
-    let metrics = gw.metrics.render();
-    assert!(
-        metrics.contains("calgate_limit_hits_total{limit=\"preauth_commands\"} 2"),
-        "{metrics}"
+    assert_metrics(
+        &gw,
+        &["calgate_limit_hits_total{limit=\"preauth_commands\"} 2"],
     );
 }
 
@@ -186,7 +183,7 @@ async fn failed_login_delays_grow_per_address_across_connections() {
     let addr = gw.cip_addr.unwrap();
     let mut waited = Vec::new();
     for guess in ["wrong-one", "wrong-two"] {
-        let mut c = greeted(addr).await;
+        let mut c = LineClient::greeted(addr).await;
         let started = Instant::now();
         assert_eq!(
             c.command(&[&format!("AUTHENTICATE LOGIN alice {guess}")])
@@ -202,7 +199,7 @@ async fn failed_login_delays_grow_per_address_across_connections() {
         waited[1] >= Duration::from_millis(800),
         "the second connection's failure waits the doubled delay: {waited:?}"
     );
-    let mut c = greeted(addr).await;
+    let mut c = LineClient::greeted(addr).await;
     assert_eq!(
         c.command(&["AUTHENTICATE LOGIN nosuchuser whatever"]).await,
         ["NO 000 Authentication failed"]
@@ -213,11 +210,7 @@ async fn failed_login_delays_grow_per_address_across_connections() {
         c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
         ["OK 000 Logged in as alice@example.com"]
     );
-    let metrics = gw.metrics.render();
-    assert!(
-        metrics.contains("calgate_auth_failures_total{protocol=\"cip\"} 3"),
-        "{metrics}"
-    );
+    assert_metrics(&gw, &["calgate_auth_failures_total{protocol=\"cip\"} 3"]);
 }
 
 // ---- TLS: implicit-TLS listeners, a ClientHello on a plaintext port ----
@@ -266,7 +259,7 @@ async fn implicit_tls_listeners_serve_both_protocols() {
     );
 
     // The plaintext CIP port of the same gateway still refuses the password.
-    let mut plain = greeted(gw.cip_addr.unwrap()).await;
+    let mut plain = LineClient::greeted(gw.cip_addr.unwrap()).await;
     let refused = plain.command(&["AUTHENTICATE LOGIN alice alicepw"]).await;
     assert!(refused[0].starts_with("NO 002 "), "{refused:?}");
 }
@@ -322,22 +315,9 @@ async fn shutdown_lets_a_running_command_finish() {
     cfg.cap.enabled = false;
     cfg.upstream.url = proxy.url();
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
-        ["OK 000 Logged in as alice@example.com"]
-    );
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let uid = unique_uid("shutdown");
-    c.send(&[
-        "SENDEVENT +",
-        &format!("UID:{uid}"),
-        "SEQUENCE:1",
-        "DTSTART:20351210T100000Z",
-        "DTEND:20351210T110000Z",
-        "ATTENDEE;ROLE=OWNER:alice@example.com",
-        ".",
-    ])
-    .await;
+    c.send(&sendevent(&uid)).await;
     // Wait until the PUT is held upstream, then shut down.
     let held = eventually(|| async { (proxy.arrived.load(SeqCst) >= 1).then_some(()) }).await;
     assert!(held.is_some(), "the PUT reached the upstream");
@@ -356,23 +336,35 @@ async fn shutdown_lets_a_running_command_finish() {
     assert_eq!(count("alice", &uid).await, 1);
 }
 
-// ---- the admin listener ----
-
-/// One HTTP/1.1 GET on the admin listener: the status code and the body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+/// A command still running when the grace runs out is not waited for: the shutdown ends at
+/// the grace, long before the held PUT would be answered.
+#[tokio::test]
+async fn shutdown_stops_waiting_at_the_grace() {
+    const HOLD: Duration = Duration::from_secs(20);
+    const GRACE: Duration = Duration::from_secs(1);
+    let proxy = DelayingProxy::start("PUT", HOLD).await;
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.upstream.url = proxy.url();
+    cfg.limits.command_timeout_secs = 600;
+    let gw = start_gateway(cfg).await;
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
+    c.send(&sendevent(&unique_uid("shutdown-grace"))).await;
+    let held = eventually(|| async { (proxy.arrived.load(SeqCst) >= 1).then_some(()) }).await;
+    assert!(held.is_some(), "the PUT reached the upstream");
+    let started = Instant::now();
+    tokio::time::timeout(HOLD / 2, gw.shutdown(GRACE))
         .await
-        .unwrap();
-    let text = rest(&mut s).await;
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("an HTTP status line: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_owned())
+        .expect("the shutdown ends at its grace, not with the command");
+    assert!(
+        started.elapsed() >= GRACE,
+        "the running command was waited for, up to the grace: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(proxy.forwarded.load(SeqCst), 0, "the PUT is still held");
 }
+
+// ---- the admin listener ----
 
 /// `/healthz`, `/readyz` (the upstream reachable and discovery working, through the service
 /// account) and `/metrics` after a session; `/readyz` turns 503 when the upstream goes away.
@@ -386,19 +378,15 @@ async fn admin_reports_health_readiness_and_metrics() {
     cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
     let gw = start_gateway(cfg).await;
     let admin = gw.admin_addr.unwrap();
-    assert_eq!(http_get(admin, "/healthz").await, (200, "ok\n".into()));
-    assert_eq!(http_get(admin, "/readyz").await, (200, "ready\n".into()));
+    assert_eq!(http::get(admin, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(http::get(admin, "/readyz").await, (200, "ready\n".into()));
 
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
-        ["OK 000 Logged in as alice@example.com"]
-    );
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     assert_eq!(
         c.command(&["AUTHENTICATE LOGIN alice wrong"]).await,
         ["NO 000 Authentication failed"]
     );
-    let (status, metrics) = http_get(admin, "/metrics").await;
+    let (status, metrics) = http::get(admin, "/metrics").await;
     assert_eq!(status, 200);
     for sample in [
         "calgate_connections_total{protocol=\"cip\"} 1",
@@ -416,7 +404,7 @@ async fn admin_reports_health_readiness_and_metrics() {
 
     proxy.cut();
     let not_ready = eventually(|| async move {
-        let (status, body) = http_get(admin, "/readyz").await;
+        let (status, body) = http::get(admin, "/readyz").await;
         (status == 503).then_some(body)
     })
     .await
@@ -453,7 +441,7 @@ async fn upstream_connect_timeout_is_reported() {
     cfg.upstream.connect_timeout_secs = 1;
     cfg.limits.command_timeout_secs = 600;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::greeted(gw.cip_addr.unwrap()).await;
     let started = Instant::now();
     assert_eq!(
         c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
@@ -479,23 +467,9 @@ async fn upstream_request_timeout_is_reported_and_the_write_not_retried() {
     cfg.upstream.request_timeout_secs = 1;
     cfg.limits.command_timeout_secs = 600;
     let gw = start_gateway(cfg).await;
-    let mut c = greeted(gw.cip_addr.unwrap()).await;
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
-        ["OK 000 Logged in as alice@example.com"]
-    );
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let uid = unique_uid("request-timeout");
-    let answer = c
-        .command(&[
-            "SENDEVENT +",
-            &format!("UID:{uid}"),
-            "SEQUENCE:1",
-            "DTSTART:20351210T100000Z",
-            "DTEND:20351210T110000Z",
-            "ATTENDEE;ROLE=OWNER:alice@example.com",
-            ".",
-        ])
-        .await;
+    let answer = c.command(&sendevent(&uid)).await;
     let last = answer.last().unwrap();
     assert!(last.starts_with("NO "), "{answer:?}");
     assert!(!answer.iter().any(|l| l.starts_with("OK ")), "{answer:?}");
@@ -507,5 +481,122 @@ async fn upstream_request_timeout_is_reported_and_the_write_not_retried() {
     .await;
     assert!(settled.is_some());
     assert_eq!(proxy.forwarded.load(SeqCst), 0);
+    assert_eq!(count("alice", &uid).await, 0);
+}
+
+// ---- limit hits, counted (calgate_limit_hits_total) ----
+
+/// The line, payload and idle limits of a logged-in CIP session: each refusal is answered as
+/// the profile says and counted once under its own name.
+#[tokio::test]
+async fn line_payload_and_idle_limits_are_answered_and_counted() {
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.limits.max_line_bytes = 200;
+    cfg.limits.max_payload_bytes = 2048;
+    cfg.limits.idle_timeout_secs = 2;
+    let gw = start_gateway(cfg).await;
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
+    assert_eq!(
+        c.command(&[format!("NOOP {}", "x".repeat(300))]).await,
+        ["NO 001 Command line too long (the limit is 200 octets)"]
+    );
+    let uid = unique_uid("too-large");
+    let mut block = sendevent(&uid);
+    let comment = format!("COMMENT:{}", "a".repeat(150));
+    for _ in 0..20 {
+        block.insert(block.len() - 1, comment.clone());
+    }
+    assert_eq!(
+        c.command(&block).await,
+        ["NO 001 Data too large or a data line too long; nothing was done"]
+    );
+    c.noop().await;
+    // Silent past idle_timeout_secs: told, then closed.
+    assert_eq!(
+        c.line().await.as_deref(),
+        Some("NO 000 Idle timeout; closing the connection")
+    );
+    assert_eq!(c.line().await, None, "closed after the notice");
+    assert_metrics(
+        &gw,
+        &[
+            "calgate_limit_hits_total{limit=\"line_length\"} 1",
+            "calgate_limit_hits_total{limit=\"payload_size\"} 1",
+            "calgate_limit_hits_total{limit=\"idle_timeout\"} 1",
+        ],
+    );
+    assert_eq!(count("alice", &uid).await, 0);
+}
+
+// ---- upstream retries and the circuit breaker (upstream.max_retries, upstream.breaker_*) ----
+
+/// The upstream goes away under a logged-in session. Each command is retried, fails and is
+/// answered "Upstream unavailable", never OK; the failures open the circuit, which `/metrics`
+/// and `/readyz` (with its reason) report. With the circuit open a command gets the same
+/// truthful answer without a single request to the upstream, and a login cannot be checked.
+#[tokio::test]
+async fn the_circuit_opens_through_the_gateway_and_fails_commands_fast() {
+    let proxy = CuttableProxy::start().await;
+    let mut cfg = config();
+    cfg.cap.enabled = false;
+    cfg.upstream.url = proxy.url();
+    cfg.upstream.connect_timeout_secs = 2;
+    cfg.upstream.max_retries = 1;
+    cfg.upstream.retry_backoff_ms = 10;
+    cfg.upstream.breaker_failures = 2;
+    cfg.upstream.breaker_cooldown_secs = 600;
+    cfg.admin.enabled = true;
+    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    let gw = start_gateway(cfg).await;
+    let admin = gw.admin_addr.unwrap();
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
+    assert_metrics(&gw, &["calgate_upstream_circuit_open 0"]);
+
+    proxy.cut();
+    let uid = unique_uid("breaker");
+    let mut failed = 0;
+    while gw
+        .metrics
+        .render()
+        .lines()
+        .all(|l| l != "calgate_upstream_circuit_open 1")
+    {
+        assert_eq!(
+            c.command(&sendevent(&uid)).await,
+            ["NO 000 Upstream unavailable"]
+        );
+        failed += 1;
+        assert!(failed < 5, "the circuit never opened");
+    }
+    assert!(
+        metric_total(&gw, "calgate_upstream_retries_total{") >= 1.0,
+        "the failed requests were retried:\n{}",
+        gw.metrics.render()
+    );
+
+    // Open: answered at once, no attempt reaches the network.
+    let attempts = metric_total(&gw, "calgate_upstream_request_duration_seconds_count{");
+    assert_eq!(
+        c.command(&sendevent(&uid)).await,
+        ["NO 000 Upstream unavailable"]
+    );
+    let (status, body) = http::get(admin, "/readyz").await;
+    assert_eq!(status, 503);
+    assert!(
+        body.starts_with("not ready: upstream circuit breaker open after repeated failures"),
+        "{body}"
+    );
+    let mut other = LineClient::greeted(gw.cip_addr.unwrap()).await;
+    assert_eq!(
+        other.command(&["AUTHENTICATE LOGIN bob bobpw"]).await,
+        ["NO 000 Upstream unavailable, try again later"]
+    );
+    assert_eq!(
+        metric_total(&gw, "calgate_upstream_request_duration_seconds_count{"),
+        attempts,
+        "no request went out while the circuit was open"
+    );
+    c.noop().await;
     assert_eq!(count("alice", &uid).await, 0);
 }

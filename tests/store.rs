@@ -93,6 +93,33 @@ async fn the_one(gw: &Gateway, who: &Identity, calid: &CalId, uid: &str) -> Stor
     found.pop().unwrap()
 }
 
+/// A new event in alice's default calendar, created through the store (its UID made from
+/// `tag`; 10:00 to 11:00 UTC on `day`): the UID and the object as the store finds it.
+async fn alices_new_event(gw: &Gateway, tag: &str, day: &str) -> (String, StoredObject) {
+    let alice = user("alice");
+    let uid = unique_uid(tag);
+    let ics = event(
+        &uid,
+        &format!("{day}T100000Z"),
+        &format!("{day}T110000Z"),
+        None,
+        &[],
+    );
+    gw.create_object(&alice, &home("alice"), &parse(&ics))
+        .await
+        .expect("create");
+    let found = the_one(gw, &alice, &home("alice"), &uid).await;
+    (uid, found)
+}
+
+/// The name of a user's default calendar on the upstream under test.
+fn default_calendar() -> &'static str {
+    match server() {
+        Server::Cyrus => "Default",
+        Server::Davical => "calendar",
+    }
+}
+
 /// Changes an object behind the store's back: a direct conditional PUT of the stored copy with
 /// DESCRIPTION set, as another client would.
 async fn change_behind_the_back(who: &str, url: &reqwest::Url, description: &str) {
@@ -140,11 +167,7 @@ async fn create_then_find_by_uid_and_by_time_range() {
     assert_eq!(all.len(), 1, "{all:?}");
 
     // The same calendar named explicitly, and by address.
-    let default = match server() {
-        Server::Cyrus => "Default",
-        Server::Davical => "calendar",
-    };
-    the_one(&gw, &alice, &named("alice", default), &uid).await;
+    the_one(&gw, &alice, &named("alice", default_calendar()), &uid).await;
     the_one(&gw, &alice, &home("alice@example.com"), &uid).await;
 
     // Time ranges: overlapping (either bound open) finds it, a range next to it does not.
@@ -306,12 +329,7 @@ async fn objects_without_a_uid_are_bad_input() {
 async fn updates_write_changes_and_skip_non_changes() {
     let gw = gateway();
     let alice = user("alice");
-    let uid = unique_uid("store-update");
-    let ics = event(&uid, "20300206T100000Z", "20300206T110000Z", None, &[]);
-    gw.create_object(&alice, &home("alice"), &parse(&ics))
-        .await
-        .unwrap();
-    let obj = the_one(&gw, &alice, &home("alice"), &uid).await;
+    let (uid, obj) = alices_new_event(&gw, "store-update", "20300206").await;
 
     let done = gw
         .update_object(&alice, &obj, &|c| Ok(Some(with(c, "SUMMARY", "changed"))))
@@ -346,12 +364,7 @@ async fn updates_write_changes_and_skip_non_changes() {
 async fn a_stale_tag_is_re_read_and_the_change_re_applied() {
     let gw = gateway();
     let alice = user("alice");
-    let uid = unique_uid("store-stale");
-    let ics = event(&uid, "20300207T100000Z", "20300207T110000Z", None, &[]);
-    gw.create_object(&alice, &home("alice"), &parse(&ics))
-        .await
-        .unwrap();
-    let read = the_one(&gw, &alice, &home("alice"), &uid).await;
+    let (uid, read) = alices_new_event(&gw, "store-stale", "20300207").await;
 
     // Another client changes it after the store read it: the first PUT gets 412.
     change_behind_the_back("alice", &read.url, "written by someone else").await;
@@ -381,12 +394,7 @@ async fn a_stale_tag_is_re_read_and_the_change_re_applied() {
 async fn a_second_stale_tag_is_a_conflict_and_nothing_is_written() {
     let gw = gateway();
     let alice = user("alice");
-    let uid = unique_uid("store-conflict");
-    let ics = event(&uid, "20300208T100000Z", "20300208T110000Z", None, &[]);
-    gw.create_object(&alice, &home("alice"), &parse(&ics))
-        .await
-        .unwrap();
-    let read = the_one(&gw, &alice, &home("alice"), &uid).await;
+    let (uid, read) = alices_new_event(&gw, "store-conflict", "20300208").await;
     let url = read.url.clone();
 
     // Every time the store applies its change, another client writes first.
@@ -427,12 +435,7 @@ async fn a_second_stale_tag_is_a_conflict_and_nothing_is_written() {
 async fn deletes_are_conditional() {
     let gw = gateway();
     let alice = user("alice");
-    let uid = unique_uid("store-delete");
-    let ics = event(&uid, "20300209T100000Z", "20300209T110000Z", None, &[]);
-    gw.create_object(&alice, &home("alice"), &parse(&ics))
-        .await
-        .unwrap();
-    let read = the_one(&gw, &alice, &home("alice"), &uid).await;
+    let (uid, read) = alices_new_event(&gw, "store-delete", "20300209").await;
 
     change_behind_the_back("alice", &read.url, "changed meanwhile").await;
     match gw.delete_object(&alice, &read).await {
@@ -580,12 +583,9 @@ async fn calendars_are_created_refused_when_taken_and_deleted() {
         other => panic!("expected Exists, got {other:?}"),
     }
     // The default calendar's name is taken too.
-    let default = match server() {
-        Server::Cyrus => "Default",
-        Server::Davical => "calendar",
-    };
     assert!(matches!(
-        gw.create_calendar(&alice, "alice", default, None).await,
+        gw.create_calendar(&alice, "alice", default_calendar(), None)
+            .await,
         Err(TranslateError::Exists(_))
     ));
 

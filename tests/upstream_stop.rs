@@ -27,10 +27,13 @@
 
 mod common;
 
-use calgate::caldav::{CaldavClient, Credentials, Discovery, QueryFilter};
 use calgate::config::Config;
-use common::cap_client::{self, ALICE, Conn};
-use common::{LineClient, Server, server, unfolded, unique_uid};
+use common::cap_client::{self, ALICE, status_of, target_status};
+use common::imap::{self, ImapUser};
+use common::{
+    LineClient, Server, begins_request, config_at, objects_with_uid_at, server, unfolded,
+    unique_uid,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -146,51 +149,22 @@ impl Drop for PrivateCyrus {
     }
 }
 
-/// The gateway configuration for the private Cyrus (as `common::config`, another URL).
+/// The gateway configuration for the private Cyrus (as `common::config`, another URL), with
+/// peer a.com.
 fn config_for(url: &str) -> Config {
-    let text = format!(
-        r#"
-[gateway]
-server_id = "example.com"
-[cap]
-listen = "127.0.0.1:0"
-[cip]
-listen = "127.0.0.1:0"
-[upstream]
-url = "{url}"
-domain = "example.com"
-principal_template = "/dav/principals/user/{{user}}/"
-calendar_template = "/dav/calendars/user/{{user}}/Default/"
-connect_timeout_secs = 2
-request_timeout_secs = 20
-[upstream.service_account]
-user = "calgate"
-password = "calgatepw"
-[[auth.peers]]
-id = "a.com"
-password = "PASSWORD_A"
-"#
+    let mut cfg = config_at(
+        url,
+        "/dav/principals/user/{user}/",
+        "[[auth.peers]]\nid = \"a.com\"\npassword = \"PASSWORD_A\"\n",
     );
-    Config::from_toml(&text, Path::new("upstream-stop-test.toml")).expect("valid config")
+    cfg.upstream.connect_timeout_secs = 2;
+    cfg
 }
 
 /// How many objects hold `uid` in `who`'s default calendar on the private Cyrus.
 async fn count(cyrus: &PrivateCyrus, who: &str, uid: &str) -> usize {
-    let cfg = config_for(&cyrus.url());
-    let d = Discovery::new(CaldavClient::from_config(&cfg).unwrap(), &cfg);
-    let creds = Credentials::new(who, format!("{who}pw"));
-    let p = d.principal(&creds).await.expect("principal");
-    d.client()
-        .calendar_query(
-            &p.default_calendar,
-            &QueryFilter::Uid {
-                component: "VEVENT".into(),
-                uid: uid.to_owned(),
-            },
-            &creds,
-        )
+    objects_with_uid_at(&config_for(&cyrus.url()), who, uid)
         .await
-        .expect("calendar-query")
         .len()
 }
 
@@ -277,9 +251,7 @@ async fn carry(
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
-            let begins =
-                chunk.starts_with(method.as_bytes()) && chunk.get(method.len()) == Some(&b' ');
-            if begins && armed.swap(false, SeqCst) {
+            if begins_request(chunk, method) && armed.swap(false, SeqCst) {
                 cyrus.script("pause").await;
                 froze.fetch_add(1, SeqCst);
             }
@@ -297,16 +269,6 @@ async fn carry(
 
 // ------------------------------------------------------------------------------------------
 // The clients
-
-async fn cip_login(addr: std::net::SocketAddr) -> LineClient {
-    let mut c = LineClient::connect(addr).await;
-    assert_eq!(c.line().await.as_deref(), Some("OK CIP 1.0 example.com"));
-    assert_eq!(
-        c.command(&["AUTHENTICATE LOGIN alice alicepw"]).await,
-        vec!["OK 000 Logged in as alice@example.com"]
-    );
-    c
-}
 
 fn sendevent(uid: &str, day: &str) -> Vec<String> {
     [
@@ -330,21 +292,9 @@ const FREEBUSY: [&str; 5] = [
     ".",
 ];
 
-async fn cip(c: &mut LineClient, lines: &[String]) -> Vec<String> {
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    c.command(&refs).await
-}
-
-async fn cip_noop(c: &mut LineClient) {
-    assert_eq!(c.command(&["NOOP"]).await, vec!["OK 000 NOOP"]);
-}
-
+/// A SENDDATA entity with one VCOMMAND on alice's calendar.
 fn vcap(cmdid: &str, method: &str, body: &str) -> String {
-    format!(
-        "Content-Type: text/calendar; method={method}; component=VCOMMAND\n\n\
-         BEGIN:VCAP\nVERSION:2.0\nCMDID:{cmdid}\nBEGIN:VCOMMAND\nMETHOD:{method}\n\
-         TARGET:alice\n{body}END:VCOMMAND\nEND:VCAP\n"
-    )
+    cap_client::vcap(cmdid, method, "alice", body)
 }
 
 fn create(cmdid: &str, uid: &str, day: &str) -> String {
@@ -364,28 +314,6 @@ fn query(cmdid: &str, method: &str, uid: &str) -> String {
         method,
         &format!("BEGIN:VQUERY\nQUERY:SELECT * FROM VEVENT WHERE UID = '{uid}'\nEND:VQUERY\n"),
     )
-}
-
-/// The first REQUEST-STATUS of a one-TARGET reply after `UID:<uid>`, or the calendar-level
-/// one when `uid` is `None`.
-fn status(reply: &[String], uid: Option<&str>) -> String {
-    let text = unfolded(reply);
-    let from = match uid {
-        Some(uid) => text
-            .find(&format!("UID:{uid}\r\n"))
-            .unwrap_or_else(|| panic!("{uid} is reported: {text}")),
-        None => 0,
-    };
-    text[from..]
-        .lines()
-        .find(|l| l.starts_with("REQUEST-STATUS:"))
-        .unwrap_or_else(|| panic!("a REQUEST-STATUS: {text}"))
-        .to_owned()
-}
-
-async fn cap_noop(s: &mut Conn) {
-    cap_client::send(s.get_mut(), "NOOP").await;
-    assert_eq!(cap_client::reply(s).await[0], "2.0");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -417,54 +345,54 @@ async fn stopped(cyrus: &PrivateCyrus) {
     let gw = calgate::server::start(config_for(&cyrus.url()))
         .await
         .expect("gateway starts");
-    let mut c = cip_login(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let mut s = cap_client::logged_in(gw.cap_addr.unwrap(), ALICE).await;
     let (before_cip, before_cap) = (unique_uid("stop-before-cip"), unique_uid("stop-before-cap"));
     let (during_cip, during_cap) = (unique_uid("stop-during-cip"), unique_uid("stop-during-cap"));
 
     // Up: both work.
     assert_eq!(
-        cip(&mut c, &sendevent(&before_cip, "20370901")).await,
+        c.command(&sendevent(&before_cip, "20370901")).await,
         vec!["* TENTATIVE bob@example.com", "OK 000 Event delivered"]
     );
     let r = cap_client::senddata(&mut s, &create("c1", &before_cap, "20370901")).await;
-    assert_eq!(status(&r, Some(&before_cap)), "REQUEST-STATUS:2.0;Success");
+    assert_eq!(status_of(&r, &before_cap), "REQUEST-STATUS:2.0;Success");
 
     let took = cyrus.script("stop").await;
     eprintln!("scripts/upstream stop: {took:?}");
 
     // Down: truthful failures, never OK, and the sessions go on.
     assert_eq!(
-        cip(&mut c, &sendevent(&during_cip, "20370901")).await,
+        c.command(&sendevent(&during_cip, "20370901")).await,
         vec!["NO 000 Upstream unavailable"]
     );
     assert_eq!(
         c.command(&FREEBUSY).await,
         vec!["NO 000 Upstream unavailable"]
     );
-    cip_noop(&mut c).await;
+    c.noop().await;
     let r = cap_client::senddata(&mut s, &create("c2", &during_cap, "20370901")).await;
     assert_eq!(r[0], "2.0 c2", "{r:?}");
-    let st = status(&r, Some(&during_cap));
+    let st = status_of(&r, &during_cap);
     assert!(
         st.starts_with("REQUEST-STATUS:5.1;Upstream unavailable"),
         "{st}"
     );
     let r = cap_client::senddata(&mut s, &query("d1", "DELETE", &before_cap)).await;
     assert!(
-        status(&r, None).starts_with("REQUEST-STATUS:5.1;Upstream unavailable"),
+        target_status(&r).is_some_and(|t| t.starts_with("REQUEST-STATUS:5.1;Upstream unavailable")),
         "{r:?}"
     );
     let r = cap_client::senddata(&mut s, &query("r1", "READ", &before_cap)).await;
     assert!(
-        status(&r, None).starts_with("REQUEST-STATUS:5.1;Upstream unavailable"),
+        target_status(&r).is_some_and(|t| t.starts_with("REQUEST-STATUS:5.1;Upstream unavailable")),
         "{r:?}"
     );
     assert!(
         !unfolded(&r).contains(&format!("UID:{before_cap}")),
         "no stale data: {r:?}"
     );
-    cap_noop(&mut s).await;
+    cap_client::noop(&mut s).await;
 
     let took = cyrus.script("start").await;
     eprintln!("scripts/upstream start: {took:?}");
@@ -474,7 +402,7 @@ async fn stopped(cyrus: &PrivateCyrus) {
     let back = Instant::now();
     loop {
         let r = cap_client::senddata(&mut s, &query("r2", "READ", &before_cap)).await;
-        let st = status(&r, None);
+        let st = target_status(&r).unwrap_or_default();
         if st == "REQUEST-STATUS:2.0;Success (1 matched)" {
             break;
         }
@@ -484,13 +412,13 @@ async fn stopped(cyrus: &PrivateCyrus) {
     }
     eprintln!("gateway usable again {:?} after the start", back.elapsed());
     assert_eq!(
-        cip(&mut c, &sendevent(&during_cip, "20370901")).await,
+        c.command(&sendevent(&during_cip, "20370901")).await,
         vec!["* TENTATIVE bob@example.com", "OK 000 Event delivered"]
     );
     let r = cap_client::senddata(&mut s, &create("c3", &during_cap, "20370901")).await;
-    assert_eq!(status(&r, Some(&during_cap)), "REQUEST-STATUS:2.0;Success");
-    cip_noop(&mut c).await;
-    cap_noop(&mut s).await;
+    assert_eq!(status_of(&r, &during_cap), "REQUEST-STATUS:2.0;Success");
+    c.noop().await;
+    cap_client::noop(&mut s).await;
 
     // Exactly what was answered OK, once each.
     for uid in [&before_cip, &before_cap, &during_cip, &during_cap] {
@@ -509,7 +437,7 @@ async fn frozen(cyrus: &PrivateCyrus) {
     let mut cfg = config_for(&proxy.url());
     cfg.limits.command_timeout_secs = TIMEOUT;
     let gw = calgate::server::start(cfg).await.expect("gateway starts");
-    let mut c = cip_login(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let mut s = cap_client::logged_in(gw.cap_addr.unwrap(), ALICE).await;
     let (before, at_put, cap_at_put) = (
         unique_uid("frozen-before"),
@@ -523,7 +451,7 @@ async fn frozen(cyrus: &PrivateCyrus) {
     eprintln!("scripts/upstream pause: {took:?}");
     let t = Instant::now();
     assert_eq!(
-        cip(&mut c, &sendevent(&before, "20370902")).await,
+        c.command(&sendevent(&before, "20370902")).await,
         vec!["NO 000 Upstream unavailable"]
     );
     let waited = t.elapsed();
@@ -531,7 +459,7 @@ async fn frozen(cyrus: &PrivateCyrus) {
         waited >= Duration::from_secs(TIMEOUT - 1) && waited < Duration::from_secs(TIMEOUT + 10),
         "answered at the command timeout: {waited:?}"
     );
-    cip_noop(&mut c).await;
+    c.noop().await;
     cyrus.script("resume").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(count(cyrus, "alice", &before).await, 0);
@@ -540,7 +468,7 @@ async fn frozen(cyrus: &PrivateCyrus) {
     // (b) Frozen just as the PUT goes out: the client hears the timeout failure; Cyrus, once
     // resumed, carries out the PUT it had received (and delivers to bob).
     proxy.arm();
-    let reply = cip(&mut c, &sendevent(&at_put, "20370902")).await;
+    let reply = c.command(&sendevent(&at_put, "20370902")).await;
     assert_eq!(proxy.froze.load(SeqCst), 1, "Cyrus was frozen at the PUT");
     eprintln!("CIP, frozen at the PUT: {reply:?}");
     assert_eq!(reply, vec!["NO 000 Upstream unavailable"]);
@@ -548,7 +476,7 @@ async fn frozen(cyrus: &PrivateCyrus) {
         !reply[0].contains("nothing"),
         "no claim that nothing was stored"
     );
-    cip_noop(&mut c).await;
+    c.noop().await;
     cyrus.script("resume").await;
     assert!(
         settles_at(cyrus, "alice", &at_put, 1).await,
@@ -557,7 +485,7 @@ async fn frozen(cyrus: &PrivateCyrus) {
     assert!(settles_at(cyrus, "bob", &at_put, 1).await);
     // Sending again is harmless: the stored SEQUENCE is recognised, nothing is written twice.
     assert_eq!(
-        cip(&mut c, &sendevent(&at_put, "20370902")).await,
+        c.command(&sendevent(&at_put, "20370902")).await,
         vec![
             "* TENTATIVE bob@example.com",
             "OK 000 Event unchanged: SEQUENCE 1 is already stored"
@@ -574,14 +502,14 @@ async fn frozen(cyrus: &PrivateCyrus) {
         !unfolded(&r).contains("nothing was"),
         "no claim that nothing was stored: {r:?}"
     );
-    cap_noop(&mut s).await;
+    cap_client::noop(&mut s).await;
     cyrus.script("resume").await;
     assert!(
         settles_at(cyrus, "alice", &cap_at_put, 1).await,
         "the PUT in flight was carried out after SIGCONT"
     );
     let r = cap_client::senddata(&mut s, &create("f2", &cap_at_put, "20370902")).await;
-    let st = status(&r, Some(&cap_at_put));
+    let st = status_of(&r, &cap_at_put);
     assert!(st.starts_with("REQUEST-STATUS:8.5;"), "{st}");
 
     for uid in [&at_put, &cap_at_put] {
@@ -590,41 +518,10 @@ async fn frozen(cyrus: &PrivateCyrus) {
     assert_eq!(count(cyrus, "bob", &at_put).await, 1);
 }
 
-/// Runs one IMAP command on the private Cyrus as `user` (password `<user>pw`, or the admin's);
-/// fails the test if Cyrus refuses it.
-async fn imap(cyrus: &Instance, user: &str, cmd: &str) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let password = match user {
-        "calgate-admin" => "calgate-adminpw".to_owned(),
-        u => format!("{u}pw"),
-    };
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", cyrus.imap_port))
-        .await
-        .expect("IMAP connect");
-    let mut s = BufReader::new(stream);
-    let mut line = String::new();
-    s.read_line(&mut line).await.unwrap();
-    for (tag, text) in [
-        ("l", format!("LOGIN {user} {password}")),
-        ("c", cmd.to_owned()),
-        ("q", "LOGOUT".to_owned()),
-    ] {
-        s.get_mut()
-            .write_all(format!("{tag} {text}\r\n").as_bytes())
-            .await
-            .unwrap();
-        loop {
-            line.clear();
-            let n = tokio::time::timeout(Duration::from_secs(20), s.read_line(&mut line))
-                .await
-                .expect("IMAP answers")
-                .unwrap();
-            assert!(n > 0, "IMAP closed during {text}");
-            if let Some(rest) = line.trim_end().strip_prefix(&format!("{tag} ")) {
-                assert!(rest.starts_with("OK"), "IMAP {text}: {rest}");
-                break;
-            }
-        }
+/// Runs one IMAP command on the private Cyrus as `who`; fails the test if Cyrus refuses it.
+async fn imap(cyrus: &Instance, who: ImapUser, cmd: &str) {
+    if let Err(e) = imap::run(cyrus.imap_port, who, cmd).await {
+        panic!("IMAP {cmd} as {}: {e}", who.user);
     }
 }
 
@@ -633,7 +530,7 @@ async fn refusing(cyrus: &PrivateCyrus) {
     let gw = calgate::server::start(config_for(&cyrus.url()))
         .await
         .expect("gateway starts");
-    let mut c = cip_login(gw.cip_addr.unwrap()).await;
+    let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let mut s = cap_client::logged_in(gw.cap_addr.unwrap(), ALICE).await;
     let (cip_uid, cap_uid, peer_uid) = (
         unique_uid("quota-cip"),
@@ -652,13 +549,8 @@ async fn refusing(cyrus: &PrivateCyrus) {
     };
 
     // carol's account over quota: Cyrus stores alice's copy, delivers to bob, not to carol.
-    imap(
-        cyrus,
-        "calgate-admin",
-        "SETQUOTA \"user/carol\" (STORAGE 0)",
-    )
-    .await;
-    let reply = cip(&mut c, &with_carol(&cip_uid, 1)).await;
+    imap(cyrus, imap::ADMIN, "SETQUOTA \"user/carol\" (STORAGE 0)").await;
+    let reply = c.command(&with_carol(&cip_uid, 1)).await;
     eprintln!("CIP, carol over quota: {reply:?}");
     assert_eq!(reply.len(), 3, "{reply:?}");
     assert_eq!(reply[0], "* TENTATIVE bob@example.com");
@@ -706,9 +598,9 @@ async fn refusing(cyrus: &PrivateCyrus) {
         assert_eq!(count(cyrus, "carol", uid).await, 0, "carol has no {uid}");
     }
     // Quota lifted, the organizer sends a new SEQUENCE: now carol gets it too, once.
-    imap(cyrus, "calgate-admin", "SETQUOTA \"user/carol\" ()").await;
+    imap(cyrus, imap::ADMIN, "SETQUOTA \"user/carol\" ()").await;
     assert_eq!(
-        cip(&mut c, &with_carol(&cip_uid, 2)).await,
+        c.command(&with_carol(&cip_uid, 2)).await,
         vec![
             "* TENTATIVE bob@example.com",
             "* TENTATIVE carol@example.com",
@@ -721,9 +613,13 @@ async fn refusing(cyrus: &PrivateCyrus) {
 
     // The service account may no longer write carol's calendar: a peer's event reaches bob
     // and is refused for carol.
-    imap(cyrus, "carol", "DELETEACL \"#calendars/Default\" calgate").await;
-    let mut peer = LineClient::connect(gw.cip_addr.unwrap()).await;
-    assert_eq!(peer.line().await.as_deref(), Some("OK CIP 1.0 example.com"));
+    imap(
+        cyrus,
+        imap::user("carol"),
+        "DELETEACL \"#calendars/Default\" calgate",
+    )
+    .await;
+    let mut peer = LineClient::greeted(gw.cip_addr.unwrap()).await;
     assert_eq!(
         peer.command(&["AUTHENTICATE LOGIN a.com PASSWORD_A"]).await,
         vec!["OK 000 Logged in as peer a.com"]

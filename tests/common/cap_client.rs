@@ -1,5 +1,6 @@
 //! A minimal CAP client for tests that drive the gateway by hand (transcripts cover the rest):
-//! connect, read two-dot replies, log in, send a SENDDATA payload.
+//! connect, read two-dot replies, log in, send a SENDDATA payload and read the statuses of its
+//! reply.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,6 +49,12 @@ pub async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, line: &str) {
     w.flush().await.unwrap();
 }
 
+/// A NOOP, answered `2.0`: the session is still usable.
+pub async fn noop(s: &mut Conn) {
+    send(s.get_mut(), "NOOP").await;
+    assert_eq!(reply(s).await[0], "2.0");
+}
+
 /// Connects, reads the greeting, logs in with PLAIN `b64`.
 pub async fn logged_in(addr: SocketAddr, b64: &str) -> Conn {
     let mut s = connect(addr).await;
@@ -80,3 +87,35 @@ pub async fn senddata(s: &mut Conn, entity: &str) -> Vec<String> {
 pub const ALICE: &str = "AGFsaWNlAGFsaWNlcHc=";
 /// bob's.
 pub const BOB: &str = "AGJvYgBib2Jwdw==";
+
+/// A SENDDATA entity with one VCOMMAND (LF line ends: [`senddata`] sends CRLF).
+pub fn vcap(cmdid: &str, method: &str, target: &str, body: &str) -> String {
+    format!(
+        "Content-Type: text/calendar; method={method}; component=VCOMMAND\n\n\
+         BEGIN:VCAP\nVERSION:2.0\nCMDID:{cmdid}\nBEGIN:VCOMMAND\nMETHOD:{method}\n\
+         TARGET:{target}\n{body}END:VCOMMAND\nEND:VCAP\n"
+    )
+}
+
+/// The REQUEST-STATUS given for the object with `uid` in a SENDDATA reply.
+pub fn status_of(reply: &[String], uid: &str) -> String {
+    let text = super::unfolded(reply);
+    let at = text
+        .find(&format!("UID:{uid}\r\n"))
+        .unwrap_or_else(|| panic!("{uid} is reported: {text}"));
+    text[at..]
+        .lines()
+        .take_while(|l| !l.starts_with("END:"))
+        .find(|l| l.starts_with("REQUEST-STATUS:"))
+        .unwrap_or_else(|| panic!("{uid} has a REQUEST-STATUS: {text}"))
+        .to_owned()
+}
+
+/// The calendar-level REQUEST-STATUS of a one-TARGET SENDDATA reply (before any component).
+pub fn target_status(reply: &[String]) -> Option<String> {
+    let text = super::unfolded(reply);
+    text.lines()
+        .take_while(|l| !l.starts_with("BEGIN:V") || l.starts_with("BEGIN:VCAP"))
+        .find(|l| l.starts_with("REQUEST-STATUS:"))
+        .map(str::to_owned)
+}

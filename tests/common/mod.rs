@@ -83,6 +83,12 @@ pub fn config() -> Config {
 /// Like [`config`], with extra TOML appended inside the file (later tables may override).
 pub fn config_with(extra: &str) -> Config {
     let up = upstream();
+    config_at(&up.url, &up.principal_template, extra)
+}
+
+/// The test configuration for an upstream of the suite's kind at `url` that the suite does not
+/// start itself (a private Cyrus, say), with `extra` TOML appended as in [`config_with`].
+pub fn config_at(url: &str, principal_template: &str, extra: &str) -> Config {
     let text = format!(
         r#"
 [gateway]
@@ -92,9 +98,9 @@ listen = "127.0.0.1:0"
 [cip]
 listen = "127.0.0.1:0"
 [upstream]
-url = "{}"
+url = "{url}"
 domain = "example.com"
-principal_template = "{}"
+principal_template = "{principal_template}"
 {}
 request_timeout_secs = 20
 [upstream.service_account]
@@ -102,8 +108,6 @@ user = "calgate"
 password = "calgatepw"
 {extra}
 "#,
-        up.url,
-        up.principal_template,
         match server() {
             Server::Cyrus => "calendar_template = \"/dav/calendars/user/{user}/Default/\"",
             Server::Davical => "calendar_template = \"/caldav.php/{user}/calendar/\"",
@@ -206,6 +210,8 @@ where
 }
 
 pub mod cap_client;
+pub mod http;
+pub mod imap;
 pub mod tls;
 pub mod transcript;
 
@@ -253,6 +259,29 @@ impl LineClient {
         }
     }
 
+    /// Connects and reads the CIP greeting.
+    pub async fn greeted(addr: std::net::SocketAddr) -> LineClient {
+        let mut c = LineClient::connect(addr).await;
+        assert_eq!(c.line().await.as_deref(), Some("OK CIP 1.0 example.com"));
+        c
+    }
+
+    /// Connects, reads the greeting and logs in as `user` (password `<user>pw`).
+    pub async fn logged_in(addr: std::net::SocketAddr, user: &str) -> LineClient {
+        let mut c = LineClient::greeted(addr).await;
+        assert_eq!(
+            c.command(&[format!("AUTHENTICATE LOGIN {user} {user}pw")])
+                .await,
+            [format!("OK 000 Logged in as {user}@example.com")]
+        );
+        c
+    }
+
+    /// A NOOP, answered `OK 000 NOOP`: the session is still usable.
+    pub async fn noop(&mut self) {
+        assert_eq!(self.command(&["NOOP"]).await, ["OK 000 NOOP"]);
+    }
+
     /// Sends raw bytes.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         use tokio::io::AsyncWriteExt;
@@ -260,10 +289,10 @@ impl LineClient {
     }
 
     /// Sends lines, each with CRLF, in one write.
-    pub async fn send(&mut self, lines: &[&str]) {
+    pub async fn send<S: AsRef<str>>(&mut self, lines: &[S]) {
         let mut buf = String::new();
         for l in lines {
-            buf.push_str(l);
+            buf.push_str(l.as_ref());
             buf.push_str("\r\n");
         }
         self.send_raw(buf.as_bytes()).await;
@@ -302,7 +331,7 @@ impl LineClient {
     }
 
     /// Sends lines and returns the reply up to the completion.
-    pub async fn command(&mut self, lines: &[&str]) -> Vec<String> {
+    pub async fn command<S: AsRef<str>>(&mut self, lines: &[S]) -> Vec<String> {
         self.send(lines).await;
         self.until_completion().await
     }
@@ -338,7 +367,7 @@ impl Rule {
 }
 
 /// True when `chunk` (one read from the client) begins a request with `method`.
-fn begins_request(chunk: &[u8], method: &str) -> bool {
+pub fn begins_request(chunk: &[u8], method: &str) -> bool {
     chunk.starts_with(method.as_bytes()) && chunk.get(method.len()) == Some(&b' ')
 }
 
@@ -467,9 +496,7 @@ impl Proxy {
 
     /// The upstream URL through the proxy (same path as the real one).
     pub fn url(&self) -> String {
-        let mut url = reqwest::Url::parse(&upstream().url).unwrap();
-        url.set_port(Some(self.addr.port())).unwrap();
-        url.to_string()
+        url_via(self.addr)
     }
 
     /// Drops every connection and stops accepting: the upstream is gone.
@@ -562,9 +589,25 @@ impl DelayingProxy {
     }
 }
 
+/// The test upstream's URL with `proxy`'s port: the same paths, through a proxy on loopback.
+pub fn url_via(proxy: std::net::SocketAddr) -> String {
+    let mut url = reqwest::Url::parse(&upstream().url).unwrap();
+    url.set_port(Some(proxy.port())).unwrap();
+    url.to_string()
+}
+
 /// The objects with `uid` in `who`'s default calendar, read directly from the upstream.
 pub async fn objects_with_uid(who: &str, uid: &str) -> Vec<calgate::caldav::CalendarObject> {
-    let d = discovery();
+    objects_with_uid_at(&config(), who, uid).await
+}
+
+/// Like [`objects_with_uid`], on the upstream `config` names.
+pub async fn objects_with_uid_at(
+    config: &Config,
+    who: &str,
+    uid: &str,
+) -> Vec<calgate::caldav::CalendarObject> {
+    let d = Discovery::new(CaldavClient::from_config(config).expect("client"), config);
     let p = d.principal(&creds(who)).await.expect("principal");
     d.client()
         .calendar_query(
@@ -600,4 +643,48 @@ pub fn upstream_socket() -> std::net::SocketAddr {
     )
     .parse()
     .expect("socket address")
+}
+
+/// Everything the peer sends until it closes the connection (a reset after the data counts as
+/// a close); fails the test if the connection is still open after 30 s.
+pub async fn until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("the peer closed the connection within 30 s");
+    out
+}
+
+/// Asserts that `gateway`'s metrics hold each of `samples` (whole exposition lines, value
+/// included).
+pub fn assert_metrics(gateway: &calgate::server::Running, samples: &[&str]) {
+    let metrics = gateway.metrics.render();
+    for sample in samples {
+        assert!(
+            metrics.lines().any(|l| l == *sample),
+            "{sample} in\n{metrics}"
+        );
+    }
+}
+
+/// The sum of `gateway`'s metric samples whose line starts with `prefix` (a metric name and
+/// `{` for every label set of it).
+pub fn metric_total(gateway: &calgate::server::Running, prefix: &str) -> f64 {
+    gateway
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
