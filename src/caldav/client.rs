@@ -214,6 +214,12 @@ impl CaldavClient {
             .timeout(config.request_timeout())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
+            // HTTP/1.1 only, also where TLS offers h2 by ALPN: the gateway sends many users'
+            // requests over one connection pool, and Cyrus 3.6 binds the login to the HTTP/2
+            // connection, so a request of carol's multiplexed beside bob's runs as bob
+            // (measured with calgate-bench, BENCHMARKS.md "HTTP/2"). Keep-alive HTTP/1.1
+            // connections carry one request at a time, each with its own credentials.
+            .http1_only()
             .user_agent(concat!("calgate/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.upstream.ca_file {
             let pem = std::fs::read(ca).map_err(|e| crate::config::ConfigError::Invalid {
