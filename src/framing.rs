@@ -18,7 +18,53 @@
 //! half-sent event never reaches the upstream.
 
 use bytes::{Buf, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::{Decoder, Encoder, Framed};
+
+/// Room of the read buffer while a data block arrives or commands are pipelined, and the reply
+/// size at which the write buffer is flushed: `Framed::new`'s 8 KiB.
+pub const WORKING_BUFFER: usize = 8 * 1024;
+
+/// A connection's codec over `stream` with both buffers empty: they are allocated on first use,
+/// and [`tend_buffers`] gives them back while the session is idle. `Framed::new` would keep
+/// 8 KiB + 8 KiB for the life of every connection, three quarters of an idle session's memory
+/// (BENCHMARKS.md, idle sessions).
+pub fn framed<S>(stream: S, limits: Limits) -> Framed<S, DotCodec> {
+    let mut framed = Framed::with_capacity(stream, DotCodec::new(limits), 0);
+    framed.set_backpressure_boundary(WORKING_BUFFER);
+    framed
+}
+
+/// Sizes the buffers for what comes next, called after each turn of a connection loop: while a
+/// block is expected (`in_block`) or bytes are waiting, the read buffer gets [`WORKING_BUFFER`]
+/// of room, so large blocks and bursts are read in large chunks; when the session is `idle` (no
+/// command running) both buffers are given back if empty.
+pub fn tend_buffers<S>(framed: &mut Framed<S, DotCodec>, in_block: bool, idle: bool) {
+    if in_block || !framed.read_buffer().is_empty() {
+        reserve_working_buffer(framed);
+    } else if idle {
+        release_idle_buffers(framed);
+    }
+}
+
+/// Gives back both buffers where they are empty (a grown read buffer would otherwise stay with
+/// the session for as long as it is open). Only empty buffers are replaced, so no byte is ever
+/// lost; the next read allocates a small buffer again.
+fn release_idle_buffers<S>(framed: &mut Framed<S, DotCodec>) {
+    if framed.read_buffer().is_empty() && framed.read_buffer().capacity() > 0 {
+        *framed.read_buffer_mut() = BytesMut::new();
+    }
+    if framed.write_buffer().is_empty() && framed.write_buffer().capacity() > 0 {
+        *framed.write_buffer_mut() = BytesMut::new();
+    }
+}
+
+/// Gives the read buffer [`WORKING_BUFFER`] of room.
+fn reserve_working_buffer<S>(framed: &mut Framed<S, DotCodec>) {
+    let read = framed.read_buffer_mut();
+    if read.capacity() < WORKING_BUFFER {
+        read.reserve(WORKING_BUFFER - read.len());
+    }
+}
 
 /// What the decoder produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,20 +165,22 @@ impl DotCodec {
             Some(pos) => {
                 let end = start + pos;
                 self.scanned = 0;
-                let mut line = src.split_to(end + 1);
-                line.truncate(end);
-                let bare = !line.ends_with(b"\r");
-                if !bare {
-                    line.truncate(end - 1);
-                }
-                if self.discarding {
-                    self.discarding = false;
-                    return Err(());
-                }
-                if line.len() > self.limit() {
-                    return Err(());
-                }
-                Ok(Some((line.to_vec(), bare)))
+                // Copy the line out and advance past its LF: no `split_to`, which would turn
+                // the buffer into a shared one (an allocation and reference counting per line).
+                let raw = src.get(..end).unwrap_or_default();
+                let bare = !raw.ends_with(b"\r");
+                let line = if bare {
+                    raw
+                } else {
+                    raw.get(..end - 1).unwrap_or_default()
+                };
+                let result = if std::mem::take(&mut self.discarding) || line.len() > self.limit() {
+                    Err(())
+                } else {
+                    Ok(Some((line.to_vec(), bare)))
+                };
+                src.advance(end + 1);
+                result
             }
             None => {
                 if self.discarding || src.len() > self.limit() + 1 {
@@ -224,8 +272,16 @@ impl Encoder<String> for DotCodec {
 
     fn encode(&mut self, line: String, dst: &mut BytesMut) -> Result<(), Self::Error> {
         dst.reserve(line.len() + 2);
-        for b in line.bytes() {
-            dst.extend_from_slice(&[if b == b'\r' || b == b'\n' { b' ' } else { b }]);
+        let bytes = line.as_bytes();
+        if bytes.contains(&b'\r') || bytes.contains(&b'\n') {
+            dst.extend(
+                bytes
+                    .iter()
+                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+        } else {
+            // The usual case: one copy of the whole line.
+            dst.extend_from_slice(bytes);
         }
         dst.extend_from_slice(b"\r\n");
         Ok(())
@@ -393,5 +449,73 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncWriteExt;
+
+    fn limits() -> Limits {
+        Limits {
+            max_line: 1000,
+            max_data_line: 8192,
+            max_block: 1 << 20,
+            bare_lf: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn buffers_are_released_when_empty_and_bytes_are_never_lost() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut framed = framed(server, limits());
+        client.write_all(b"NOOP\r\nSENDEVENT").await.unwrap();
+        assert_eq!(
+            framed.next().await.unwrap().unwrap(),
+            Frame::Line(b"NOOP".to_vec())
+        );
+        // Pipelined bytes are waiting (as much as the small first reads took): nothing is
+        // released, and there is room to read.
+        let waiting = framed.read_buffer().to_vec();
+        assert!(!waiting.is_empty() && b"SENDEVENT".starts_with(&waiting));
+        release_idle_buffers(&mut framed);
+        assert_eq!(framed.read_buffer().as_ref(), waiting);
+        reserve_working_buffer(&mut framed);
+        assert!(framed.read_buffer().capacity() >= WORKING_BUFFER);
+        assert_eq!(framed.read_buffer().as_ref(), waiting);
+        client.write_all(b"\r\n").await.unwrap();
+        assert_eq!(
+            framed.next().await.unwrap().unwrap(),
+            Frame::Line(b"SENDEVENT".to_vec())
+        );
+        framed.send("OK".to_owned()).await.unwrap();
+        // Idle with nothing buffered: both buffers go.
+        release_idle_buffers(&mut framed);
+        assert_eq!(framed.read_buffer().capacity(), 0);
+        assert_eq!(framed.write_buffer().capacity(), 0);
+        // A block after the release arrives whole, line ends and dot-unstuffing included.
+        framed.codec_mut().expect_block();
+        reserve_working_buffer(&mut framed);
+        let line = "x".repeat(100);
+        let mut sent = Vec::new();
+        let mut expected = Vec::new();
+        for _ in 0..500 {
+            sent.extend_from_slice(format!("{line}\r\n").as_bytes());
+            expected.extend_from_slice(format!("{line}\r\n").as_bytes());
+        }
+        sent.extend_from_slice(b"..dot\r\n.\r\n");
+        expected.extend_from_slice(b".dot\r\n");
+        let writer = tokio::spawn(async move {
+            client.write_all(&sent).await.unwrap();
+            client
+        });
+        assert_eq!(
+            framed.next().await.unwrap().unwrap(),
+            Frame::Block(expected)
+        );
+        let _client = writer.await.unwrap();
+        assert!(framed.read_buffer().is_empty());
     }
 }

@@ -549,17 +549,25 @@ async fn connection(
             shared
                 .metrics
                 .connection_refused(kind.protocol.metric(), RefusedReason::PerIpLimit);
-            refuse(
+            // Boxed, like the handshake below: a future is as large as its largest await, and
+            // every idle session's task would otherwise carry room for these rare ones
+            // (BENCHMARKS.md, idle sessions: 5.7 → 3.2 KiB per session).
+            Box::pin(refuse(
                 stream,
                 kind.implicit_tls.clone(),
                 kind.protocol.too_many(&shared.config),
-            )
+            ))
             .await;
             return;
         };
         let client: ClientStream = match &kind.implicit_tls {
             Some(acceptor) => {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                match Box::pin(tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    acceptor.accept(stream),
+                ))
+                .await
+                {
                     Ok(Ok(tls)) => Either::Right(Box::new(tls)),
                     Ok(Err(e)) => {
                         tracing::info!(error = %e, "TLS handshake failed");

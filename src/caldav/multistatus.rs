@@ -290,6 +290,10 @@ fn read_property(node: Node<'_, '_>) -> Property {
 /// own: reading each nested one separately made a deeply nested body quadratic.
 fn hrefs_of(node: Node<'_, '_>) -> Vec<String> {
     let mut out = Vec::new();
+    // Most properties (getetag, calendar-data, displayname) hold no element at all.
+    if !is(&node, DAV, "href") && !node.children().any(|c| c.is_element()) {
+        return out;
+    }
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
         if is(&n, DAV, "href") {

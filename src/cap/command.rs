@@ -15,6 +15,7 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
 use nom::character::complete::{space0, space1};
 use nom::combinator::{all_consuming, opt, rest};
+use nom::multi::fold_many0;
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
@@ -219,27 +220,32 @@ fn is_arg_char(c: char) -> bool {
 /// `token` followed by optional `:`/space-separated arguments and an optional `; trailer`.
 struct RawLine<'a> {
     first: &'a str,
-    second: Option<&'a str>,
-    rest: Vec<&'a str>,
+    /// The tokens after `first`, in order (one vector, allocated only when there is one).
+    args: Vec<&'a str>,
     trailer: Option<&'a str>,
 }
 
 fn raw_line(input: &str) -> IResult<&str, RawLine<'_>> {
     let (input, _) = space0(input)?;
     let (input, first) = take_while1(is_token_char)(input)?;
-    let (input, args) =
-        nom::multi::many0(preceded(alt((tag(":"), space1)), take_while1(is_arg_char)))
-            .parse(input)?;
+    // `fold_many0` from an empty vector: a line without arguments allocates nothing.
+    let (input, args) = fold_many0(
+        preceded(alt((tag(":"), space1)), take_while1(is_arg_char)),
+        Vec::new,
+        |mut acc: Vec<&str>, arg| {
+            acc.push(arg);
+            acc
+        },
+    )
+    .parse(input)?;
     let (input, _) = space0(input)?;
     let (input, trailer) = opt(preceded((tag(";"), space0), rest)).parse(input)?;
     let (input, _) = space0(input)?;
-    let mut args = args.into_iter();
     Ok((
         input,
         RawLine {
             first,
-            second: args.next(),
-            rest: args.collect(),
+            args,
             // ASCII blanks only, as between arguments: `ABORT ; x\x0b` and `ABORT x\x0b` name
             // the same command id.
             trailer: trailer.map(str::trim_ascii).filter(|t| !t.is_empty()),
@@ -249,10 +255,11 @@ fn raw_line(input: &str) -> IResult<&str, RawLine<'_>> {
 
 /// Parses one command line (without its line end).
 pub fn parse(line: &[u8]) -> Result<Tagged, LineError> {
-    let text = std::str::from_utf8(line).map_err(|_| LineError::NotAscii)?;
-    if !text.is_ascii() {
+    // US-ASCII first (one fast scan); ASCII is valid UTF-8, so the conversion cannot fail.
+    if !line.is_ascii() {
         return Err(LineError::NotAscii);
     }
+    let text = std::str::from_utf8(line).map_err(|_| LineError::NotAscii)?;
     if text.trim().is_empty() {
         return Err(LineError::Empty);
     }
@@ -261,16 +268,15 @@ pub fn parse(line: &[u8]) -> Result<Tagged, LineError> {
         .map_err(|_| LineError::UnknownVerb(first_word(text)))?;
     // "SENDDATA:10": the verb token stops at ':'; "10 SENDDATA": a tag before a verb.
     let (tag, verb, args) = match Verb::from_token(raw.first) {
-        Some(verb) => {
-            let mut args: Vec<&str> = raw.second.into_iter().collect();
-            args.extend(raw.rest);
-            (None, verb, args)
-        }
-        None => match raw.second.and_then(Verb::from_token) {
-            Some(verb) if raw.first.chars().all(|c| c.is_ascii_alphanumeric()) => {
-                (Some(raw.first.to_owned()), verb, raw.rest)
-            }
-            _ => return Err(LineError::UnknownVerb(raw.first.to_owned())),
+        Some(verb) => (None, verb, raw.args.as_slice()),
+        None => match raw.args.split_first() {
+            Some((second, rest)) => match Verb::from_token(second) {
+                Some(verb) if raw.first.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                    (Some(raw.first.to_owned()), verb, rest)
+                }
+                _ => return Err(LineError::UnknownVerb(raw.first.to_owned())),
+            },
+            None => return Err(LineError::UnknownVerb(raw.first.to_owned())),
         },
     };
     let bad = |reason: String| LineError::BadArguments {
@@ -296,11 +302,11 @@ pub fn parse(line: &[u8]) -> Result<Tagged, LineError> {
         }
     };
     let command = match verb {
-        Verb::Capability => no_args(&args).map(|_| Command::Capability)?,
-        Verb::StartTls => no_args(&args).map(|_| Command::StartTls)?,
-        Verb::Disconnect => no_args(&args).map(|_| Command::Disconnect)?,
-        Verb::Noop => no_args(&args).map(|_| Command::Noop)?,
-        Verb::Authenticate => match args.as_slice() {
+        Verb::Capability => no_args(args).map(|_| Command::Capability)?,
+        Verb::StartTls => no_args(args).map(|_| Command::StartTls)?,
+        Verb::Disconnect => no_args(args).map(|_| Command::Disconnect)?,
+        Verb::Noop => no_args(args).map(|_| Command::Noop)?,
+        Verb::Authenticate => match args {
             [mech] => Command::Authenticate {
                 mechanism: mech.to_ascii_uppercase(),
                 initial: None,
@@ -317,22 +323,22 @@ pub fn parse(line: &[u8]) -> Result<Tagged, LineError> {
             }
         },
         Verb::Identify => Command::Identify {
-            upn: one_arg(&args, "UPN (user@realm)")?,
+            upn: one_arg(args, "UPN (user@realm)")?,
         },
         Verb::CalidExpand => Command::CalidExpand {
-            calid: one_arg(&args, "CalID")?,
+            calid: one_arg(args, "CalID")?,
         },
         Verb::UpnExpand => Command::UpnExpand {
-            upn: one_arg(&args, "UPN (user@realm)")?,
+            upn: one_arg(args, "UPN (user@realm)")?,
         },
-        Verb::SendData => match args.as_slice() {
+        Verb::SendData => match args {
             [] => Command::SendData { latency: None },
             [n] => Command::SendData {
                 latency: Some(latency(n).map_err(bad)?),
             },
             _ => return Err(bad("takes at most a latency in seconds".into())),
         },
-        Verb::Abort => match (args.as_slice(), raw.trailer) {
+        Verb::Abort => match (args, raw.trailer) {
             ([], cmdid) => Command::Abort {
                 cmdid: cmdid.map(str::to_owned),
             },
@@ -341,7 +347,7 @@ pub fn parse(line: &[u8]) -> Result<Tagged, LineError> {
             },
             _ => return Err(bad("takes at most a command id".into())),
         },
-        Verb::Continue => match args.as_slice() {
+        Verb::Continue => match args {
             [] => Command::Continue {
                 latency: None,
                 cmdid: raw.trailer.map(str::to_owned),
@@ -360,7 +366,7 @@ pub fn parse(line: &[u8]) -> Result<Tagged, LineError> {
             },
             _ => return Err(bad("takes [latency] [; command id]".into())),
         },
-        Verb::GenerateUid => match args.as_slice() {
+        Verb::GenerateUid => match args {
             [] => Command::GenerateUid { count: 1 },
             [n] => match n.parse::<u32>() {
                 Ok(c) if (1..=MAX_GENERATED_UIDS).contains(&c) => Command::GenerateUid { count: c },

@@ -7,7 +7,7 @@
 //! One task owns the socket, so nothing reads it while the upgrade is pending.
 
 use super::session::{Action, Done, EXPAND_LIMIT, Input, Session, SessionConfig, Work};
-use crate::framing::{DotCodec, Limits};
+use crate::framing::{self, DotCodec, Frame, Limits};
 use crate::metrics::{CommandResult, Limit, Protocol};
 use crate::server::ConnectionContext;
 use crate::stream::ClientStream;
@@ -122,7 +122,7 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
         sasl,
     );
     let limits = Limits::from_config(&cfg.limits);
-    let mut framed: Conn = Framed::new(stream, DotCodec::new(limits));
+    let mut framed = framing::framed(stream, limits);
     for line in session.greeting() {
         if framed.feed(line).await.is_err() {
             return;
@@ -145,6 +145,8 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
     // The verb of the running work, for calgate_commands_total.
     let mut running_verb = String::new();
     let mut user_recorded = false;
+    // The codec is in block mode (from ExpectBlock to the block's frame).
+    let mut in_block = false;
     let metrics = ctx.metrics.clone();
 
     'session: loop {
@@ -161,6 +163,9 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
             frame = framed.next(), if session.wants_input() && !client_gone => match frame {
                 Some(Ok(frame)) => {
                     ctx.count_frame(&frame);
+                    if matches!(frame, Frame::Block(_) | Frame::BlockTooLarge) {
+                        in_block = false;
+                    }
                     Input::Frame(frame)
                 }
                 end => {
@@ -210,7 +215,10 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
                             close = true;
                         }
                     }
-                    Action::ExpectBlock => framed.codec_mut().expect_block(),
+                    Action::ExpectBlock => {
+                        framed.codec_mut().expect_block();
+                        in_block = true;
+                    }
                     Action::Run(w) => {
                         if let Work::Login { user, password } = &w {
                             login_key = Some(ctx.penalty.key(user, password.expose()));
@@ -235,9 +243,13 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
                         let Some(acceptor) = ctx.tls.clone() else {
                             break 'session;
                         };
-                        match upgrade(framed, &proceed, acceptor, limits).await {
+                        // Boxed: the handshake's state is large and rare, and a future is as
+                        // big as its largest await point, so inline it would enlarge every
+                        // idle session's task.
+                        match Box::pin(upgrade(framed, &proceed, acceptor, limits)).await {
                             Some(f) => {
                                 framed = f;
+                                in_block = false;
                                 inputs.push_back(Input::TlsEstablished);
                             }
                             None => break 'session,
@@ -255,6 +267,7 @@ pub async fn serve(stream: ClientStream, ctx: ConnectionContext) {
         if client_gone && work.is_none() {
             break;
         }
+        framing::tend_buffers(&mut framed, in_block, work.is_none());
         if let Some(who) = session.identity()
             && !user_recorded
         {
@@ -297,10 +310,7 @@ async fn upgrade(
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(plain.into_inner())).await {
         Ok(Ok(tls)) => {
             tracing::info!("CAP STARTTLS complete");
-            Some(Framed::new(
-                Either::Right(Box::new(tls)),
-                DotCodec::new(limits),
-            ))
+            Some(framing::framed(Either::Right(Box::new(tls)), limits))
         }
         Ok(Err(e)) => {
             tracing::info!(error = %e, "CAP TLS handshake failed");

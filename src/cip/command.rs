@@ -118,7 +118,16 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
             .collect();
         return Err(CommandError::UnknownVerb(shown));
     }
-    let upper = name.to_ascii_uppercase();
+    // Upper-cased on the stack: every verb fits in 12 octets, a longer word is no verb.
+    let mut buf = [0u8; 12];
+    let upper = match buf.get_mut(..name.len()) {
+        Some(b) => {
+            b.copy_from_slice(name.as_bytes());
+            b.make_ascii_uppercase();
+            std::str::from_utf8(b).unwrap_or_default()
+        }
+        None => "",
+    };
     let (body, plus) = match args.trim_end().strip_suffix('+') {
         Some(b) => (b.trim_end(), true),
         None => (args.trim_end(), false),
@@ -135,7 +144,7 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
             _ => Ok(cmd),
         }
     };
-    match upper.as_str() {
+    match upper {
         "SENDEVENT" => no_args("SENDEVENT", Command::SendEvent),
         "RSVP" => no_args("RSVP", Command::Rsvp),
         "RESPOND" => no_args("RESPOND", Command::Rsvp),

@@ -4,7 +4,7 @@
 //! is left half-applied), and the connection then closes if the client has gone.
 
 use super::session::{Action, DataVerb, Done, Input, Session, SessionConfig, Work};
-use crate::framing::{DotCodec, Limits};
+use crate::framing::{self, Frame, Limits};
 use crate::metrics::{CommandResult, Limit, Protocol};
 use crate::server::ConnectionContext;
 use crate::translate::Gateway;
@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_util::codec::Framed;
 
 type WorkFuture = Pin<Box<dyn Future<Output = Done> + Send>>;
 
@@ -99,7 +98,7 @@ where
         max_line: cfg.limits.max_line_bytes,
         max_preauth_commands: cfg.limits.max_preauth_commands,
     });
-    let mut framed = Framed::new(stream, DotCodec::new(Limits::from_config(&cfg.limits)));
+    let mut framed = framing::framed(stream, Limits::from_config(&cfg.limits));
     if framed.send(session.greeting()).await.is_err() {
         return;
     }
@@ -115,6 +114,8 @@ where
     let mut anonymous_work = false;
     let mut running_verb = "";
     let mut user_recorded = false;
+    // The codec is in block mode (from ExpectBlock to the block's frame).
+    let mut in_block = false;
     let metrics = ctx.metrics.clone();
 
     loop {
@@ -127,6 +128,9 @@ where
             frame = framed.next(), if !client_gone => match frame {
                 Some(Ok(frame)) => {
                     ctx.count_frame(&frame);
+                    if matches!(frame, Frame::Block(_) | Frame::BlockTooLarge) {
+                        in_block = false;
+                    }
                     Input::Frame(frame)
                 }
                 end => {
@@ -171,7 +175,10 @@ where
                         close = true;
                     }
                 }
-                Action::ExpectBlock => framed.codec_mut().expect_block(),
+                Action::ExpectBlock => {
+                    framed.codec_mut().expect_block();
+                    in_block = true;
+                }
                 Action::Run(w) => {
                     match &w {
                         Work::Data { verb, identity, .. } => {
@@ -203,6 +210,7 @@ where
         if client_gone && work.is_none() {
             break;
         }
+        framing::tend_buffers(&mut framed, in_block, work.is_none());
         if session.is_authenticated() && !user_recorded {
             user_recorded = true;
             let who = session.identity().describe();

@@ -9,7 +9,7 @@
 
 use thiserror::Error;
 
-use crate::ical::contentline::{ContentLine, ContentLineError, fold, unfold};
+use crate::ical::contentline::{ContentLine, ContentLineError, fold, unfold_lines};
 
 /// Deepest component nesting accepted (VCALENDAR > VEVENT > VALARM is 3).
 pub const MAX_DEPTH: usize = 16;
@@ -118,7 +118,8 @@ pub enum Item {
 /// ```
 /// Property lines outside any component are an error.
 pub fn parse_components(text: &str) -> Result<Vec<Component>, ComponentError> {
-    let lines = unfold(text);
+    // Borrowed logical lines: only folded ones are copied.
+    let lines: Vec<_> = unfold_lines(text).collect();
     if lines.len() > MAX_LINES {
         return Err(ComponentError::TooManyLines { limit: MAX_LINES });
     }

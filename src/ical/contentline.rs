@@ -29,6 +29,7 @@ use nom::{
     multi::separated_list1,
     sequence::delimited,
 };
+use std::borrow::Cow;
 use thiserror::Error;
 
 /// Longest physical line RFC 5545 §3.1 allows, in octets, excluding CRLF.
@@ -194,10 +195,15 @@ pub fn param_value(input: &str) -> IResult<&str, &str> {
 /// param = param-name "=" param-value *("," param-value)
 /// ```
 pub fn param(input: &str) -> IResult<&str, Param> {
-    (name, char('='), separated_list1(char(','), param_value))
-        .map(|(n, _, vals): (&str, char, Vec<&str>)| Param {
+    // The values are made owned as they are parsed: no intermediate `Vec<&str>`.
+    (
+        name,
+        char('='),
+        separated_list1(char(','), param_value.map(str::to_string)),
+    )
+        .map(|(n, _, values): (&str, char, Vec<String>)| Param {
             name: n.to_ascii_uppercase(),
-            values: vals.into_iter().map(str::to_string).collect(),
+            values,
         })
         .parse(input)
 }
@@ -281,7 +287,11 @@ impl ContentLine {
                     params,
                     value: value.to_string(),
                 };
-                if parsed.has_raw_line_break() {
+                // Only a line holding a CR or LF somewhere can hold one in a value: two
+                // memchr scans of the line instead of a char walk of every value.
+                let bytes = line.as_bytes();
+                if (bytes.contains(&b'\r') || bytes.contains(&b'\n')) && parsed.has_raw_line_break()
+                {
                     return Err(ContentLineError::LineBreakInValue {
                         property: parsed.name,
                     });
@@ -510,6 +520,56 @@ pub fn unfold(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// [`unfold`] without copying: a logical line that was not folded is borrowed from `text`,
+/// only a folded one is assembled in a new `String`.
+pub fn unfold_lines(text: &str) -> UnfoldLines<'_> {
+    UnfoldLines {
+        physical: text.split('\n').peekable(),
+    }
+}
+
+/// The iterator of [`unfold_lines`].
+#[derive(Debug, Clone)]
+pub struct UnfoldLines<'a> {
+    physical: std::iter::Peekable<std::str::Split<'a, char>>,
+}
+
+/// A physical line without its CR.
+fn strip_cr(raw: &str) -> &str {
+    raw.strip_suffix('\r').unwrap_or(raw)
+}
+
+impl<'a> Iterator for UnfoldLines<'a> {
+    type Item = Cow<'a, str>;
+
+    fn next(&mut self) -> Option<Cow<'a, str>> {
+        // The first non-empty physical line starts a logical line (even when indented: then
+        // nothing precedes it, and it is kept unchanged).
+        let first = loop {
+            let line = strip_cr(self.physical.next()?);
+            if !line.is_empty() {
+                break line;
+            }
+        };
+        let mut out = Cow::Borrowed(first);
+        // Continuations (indented lines, skipping empty ones) are appended without the
+        // indent character.
+        while let Some(raw) = self.physical.peek() {
+            let line = strip_cr(raw);
+            if line.is_empty() {
+                self.physical.next();
+                continue;
+            }
+            let Some(rest) = line.strip_prefix([' ', '\t']) else {
+                break;
+            };
+            out.to_mut().push_str(rest);
+            self.physical.next();
+        }
+        Some(out)
+    }
 }
 
 /// Fold one logical line (RFC 5545 §3.1).
@@ -874,6 +934,20 @@ mod tests {
         assert_eq!(unfold(" lead"), vec![" lead"]);
         assert_eq!(unfold(""), Vec::<String>::new());
         assert_eq!(unfold("\r\n\n"), Vec::<String>::new());
+        // The borrowing form gives the same lines.
+        for text in [
+            "A:1\r\nB:2\r\n",
+            "A:lo\r\n ng\r\n\r\n\ter\r\nB:2",
+            " lead\r\n more\nX:y\r\r\n z\n\n",
+            "",
+            "\r\n \r\n",
+        ] {
+            assert_eq!(
+                unfold_lines(text).collect::<Vec<_>>(),
+                unfold(text),
+                "{text:?}"
+            );
+        }
     }
 
     fn assert_folded_ok(folded: &str) {
@@ -955,6 +1029,11 @@ mod tests {
             let f = fold(&s);
             assert_folded_ok(&f);
             prop_assert_eq!(unfold(&f), vec![s]);
+        }
+
+        #[test]
+        fn unfold_lines_matches_unfold(s in "[A: \t\r\nb]{0,60}") {
+            prop_assert_eq!(unfold_lines(&s).collect::<Vec<_>>(), unfold(&s));
         }
 
         #[test]

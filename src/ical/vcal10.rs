@@ -49,7 +49,7 @@ use thiserror::Error;
 use crate::ical::component::{Component, ComponentError, Item, MAX_LINES, build_items};
 use crate::ical::contentline::{
     ContentLine, ContentLineError, Param, escape_text_unescaped, is_name_char, name, param_value,
-    shorten, unfold,
+    shorten, unfold_lines,
 };
 use crate::ical::datetime::{DateOrDateTime, DateTime, DateTimeError, Duration, Zone};
 use crate::ical::scheduling::Address;
@@ -338,9 +338,17 @@ pub fn normalise_with_wrapper(
     } else {
         physical.into_iter().map(Cow::Borrowed).collect()
     };
-    let logical = match dialect {
-        Dialect::ICal20 => unfold(&physical.join("\n")),
-        Dialect::VCal10 => assemble_lines(&physical, q, &mut applied),
+    let joined;
+    let logical: Vec<Cow<'_, str>> = match dialect {
+        Dialect::ICal20 => {
+            joined = physical.join("\n");
+            // Borrowed logical lines: only folded ones are copied.
+            unfold_lines(&joined).collect()
+        }
+        Dialect::VCal10 => assemble_lines(&physical, q, &mut applied)
+            .into_iter()
+            .map(Cow::Owned)
+            .collect(),
     };
     let mut lines = Vec::with_capacity(logical.len());
     let mut first_error = None;
@@ -430,9 +438,11 @@ fn header_part(line: &str) -> &str {
 
 /// Whether the line declares QUOTED-PRINTABLE in its parameters.
 fn is_qp_header(line: &str) -> bool {
+    // A case-insensitive search, without an upper-cased copy of every line.
     header_part(line)
-        .to_ascii_uppercase()
-        .contains("QUOTED-PRINTABLE")
+        .as_bytes()
+        .windows(b"QUOTED-PRINTABLE".len())
+        .any(|w| w.eq_ignore_ascii_case(b"QUOTED-PRINTABLE"))
 }
 
 /// vCalendar 1.0 §2.1.3: a QP value ending in `=` continues on the next
@@ -631,6 +641,19 @@ const ENCODINGS: [&str; 4] = ["QUOTED-PRINTABLE", "BASE64", "8BIT", "7BIT"];
 /// Parse with the #7 rules; falls back to the strict parser's error.
 fn parse_relaxed(line: &str, applied: &mut Applied) -> Result<ContentLine, ContentLineError> {
     let strict = ContentLine::parse(line);
+    // When the strict parse succeeded, the relaxed one differs from it only by trimming: the
+    // start of the value (SP/HTAB) and unquoted parameter values. Without such whitespace the
+    // two are equal, so the relaxed parse (and the comparison) can be skipped.
+    if let Ok(cl) = &strict
+        && !cl.value.starts_with([' ', '\t'])
+        && cl
+            .params
+            .iter()
+            .flat_map(|p| &p.values)
+            .all(|v| v.trim().len() == v.len())
+    {
+        return strict;
+    }
     let Ok((_, (n, raw_params, value))) = relaxed_line(line) else {
         return strict;
     };
@@ -1341,7 +1364,7 @@ fn convert_calendar(cal: &mut Component, ctx: &mut Ctx<'_>) {
 mod tests {
     use super::*;
     use crate::ical::component::parse_components;
-    use crate::ical::contentline::MAX_LINE_OCTETS;
+    use crate::ical::contentline::{MAX_LINE_OCTETS, unfold};
     use proptest::prelude::*;
 
     const DTSTAMP: &str = "DTSTAMP:20240102T030405Z";
