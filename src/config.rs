@@ -352,6 +352,12 @@ pub struct UpstreamConfig {
     /// Seconds the circuit stays open before one trial request is let through.
     #[serde(default = "default_breaker_cooldown")]
     pub breaker_cooldown_secs: u64,
+    /// Idle keep-alive connections to the upstream kept for reuse (for up to 60 s). Below the
+    /// number of requests in flight at peak, every burst closes and reopens connections, and
+    /// each new one costs the upstream a process or thread (Cyrus serves each connection with
+    /// its own httpd process). Every idle connection also holds such a process.
+    #[serde(default = "default_max_idle_connections")]
+    pub max_idle_connections: usize,
 }
 
 fn default_max_retries() -> u32 {
@@ -368,6 +374,9 @@ fn default_breaker_failures() -> u32 {
 }
 fn default_breaker_cooldown() -> u64 {
     10
+}
+fn default_max_idle_connections() -> usize {
+    256
 }
 
 fn default_login_template() -> String {

@@ -213,7 +213,7 @@ impl CaldavClient {
             .connect_timeout(config.connect_timeout())
             .timeout(config.request_timeout())
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(config.upstream.max_idle_connections)
             // HTTP/1.1 only, also where TLS offers h2 by ALPN: the gateway sends many users'
             // requests over one connection pool, and Cyrus 3.6 binds the login to the HTTP/2
             // connection, so a request of carol's multiplexed beside bob's runs as bob
