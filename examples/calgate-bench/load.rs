@@ -238,6 +238,26 @@ impl Shared {
             .expect("uid is a path segment")
     }
 
+    /// PUT of a new resource `<uid>.ics` in `user`'s calendar, `If-None-Match: *`.
+    async fn put_new(
+        &self,
+        user: &str,
+        uid: &str,
+        ics: String,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, String), BoxError> {
+        self.send(
+            user,
+            Method::PUT,
+            self.resource(user, uid),
+            &[
+                ("If-None-Match", "*"),
+                ("Content-Type", "text/calendar; charset=utf-8"),
+            ],
+            Some(ics),
+        )
+        .await
+    }
+
     async fn send(
         &self,
         user: &str,
@@ -420,18 +440,7 @@ async fn direct_op(sh: &Shared, k: usize, seq: u64, op: Op) -> Result<(), BoxErr
                 return Err(format!("REPORT by UID: {st}").into());
             }
             let ics = event_ics(&uid, &start, &end, me, attendees, "Bench event");
-            let (st, _, _) = sh
-                .send(
-                    me,
-                    Method::PUT,
-                    sh.resource(me, &uid),
-                    &[
-                        ("If-None-Match", "*"),
-                        ("Content-Type", "text/calendar; charset=utf-8"),
-                    ],
-                    Some(ics),
-                )
-                .await?;
+            let (st, _, _) = sh.put_new(me, &uid, ics).await?;
             if st != StatusCode::CREATED && st != StatusCode::NO_CONTENT {
                 return Err(format!("PUT: {st}").into());
             }
@@ -1125,16 +1134,7 @@ async fn setup(args: &Args, max_n: usize) -> Result<Shared, BoxError> {
                     i * 10 + 5
                 );
                 let (st, _, _) = sh
-                    .send(
-                        u,
-                        Method::PUT,
-                        sh.resource(u, &uid),
-                        &[
-                            ("If-None-Match", "*"),
-                            ("Content-Type", "text/calendar; charset=utf-8"),
-                        ],
-                        Some(event_ics(&uid, &start, &end, u, &[], "Read me")),
-                    )
+                    .put_new(u, &uid, event_ics(&uid, &start, &end, u, &[], "Read me"))
                     .await?;
                 if !st.is_success() {
                     return Err::<(), BoxError>(
@@ -1173,18 +1173,7 @@ async fn setup(args: &Args, max_n: usize) -> Result<Shared, BoxError> {
                     );
                     let (start, end) = when(INVITATION_YEAR, k as u64, 0);
                     let ics = event_ics(&uid, &start, &end, org, &[me], "Please answer");
-                    let (st, h, _) = sh
-                        .send(
-                            org,
-                            Method::PUT,
-                            sh.resource(org, &uid),
-                            &[
-                                ("If-None-Match", "*"),
-                                ("Content-Type", "text/calendar; charset=utf-8"),
-                            ],
-                            Some(ics),
-                        )
-                        .await?;
+                    let (st, h, _) = sh.put_new(org, &uid, ics).await?;
                     if !st.is_success() {
                         return Err::<_, BoxError>(
                             format!(
