@@ -179,7 +179,9 @@ impl Haproxy {
             .filter(|l| !l.is_empty())
             .map(|l| l.split(',').collect::<Vec<_>>())
             .filter(|f| f[cols[1]] != "FRONTEND" && f[cols[1]] != "BACKEND")
-            .map(|f| cols.map(|c| f[c].to_owned()))
+            // HAProxy prefixes check_status with "* " while a check is running; the status is
+            // that of the last finished check either way.
+            .map(|f| cols.map(|c| f[c].trim_start_matches("* ").to_owned()))
             .collect()
     }
 }
