@@ -17,20 +17,6 @@ fn cip_only() -> calgate::config::Config {
     cfg
 }
 
-fn sendevent(uid: &str) -> Vec<String> {
-    [
-        "SENDEVENT +".to_owned(),
-        format!("UID:{uid}"),
-        "SEQUENCE:1".into(),
-        "DTSTART:20351210T100000Z".into(),
-        "DTEND:20351210T110000Z".into(),
-        "ATTENDEE;ROLE=OWNER:alice@example.com".into(),
-        "ATTENDEE:bob@example.com".into(),
-        ".".into(),
-    ]
-    .to_vec()
-}
-
 /// The upstream stops mid-session, just as a SENDEVENT writes: the gateway has looked the UID
 /// up (REPORT through the proxy) and sends its PUT, and the proxy dies with that PUT instead of
 /// passing it on. The command is answered "Upstream unavailable", nothing is claimed, later
@@ -49,7 +35,8 @@ async fn upstream_stopping_mid_session_is_reported_not_swallowed() {
     );
     let uid = unique_uid("cut");
     assert_eq!(
-        c.command(&sendevent(&uid)).await,
+        c.command(&cip_sendevent(&uid, 1, "20351210", &["bob@example.com"]))
+            .await,
         vec!["NO 000 Upstream unavailable"]
     );
     // The cut happened at the PUT: everything before it (login, the UID lookup) went through,
@@ -259,7 +246,8 @@ async fn command_timeout_answers_and_stores_nothing() {
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let uid = unique_uid("command-timeout");
     assert_eq!(
-        c.command(&sendevent(&uid)).await,
+        c.command(&cip_sendevent(&uid, 1, "20351210", &["bob@example.com"]))
+            .await,
         vec!["NO 000 Upstream unavailable"]
     );
     assert_eq!(

@@ -54,25 +54,6 @@ fn on_cyrus(test: &str) -> bool {
 // ------------------------------------------------------------------------------------------
 // CIP
 
-/// A SENDEVENT block by alice (the organizer) inviting `attendees`, on `day` (YYYYMMDD) from
-/// 10:00 to 11:00 UTC, or ending where it starts with `empty`.
-fn sendevent_lines(uid: &str, seq: u32, day: &str, attendees: &[&str]) -> Vec<String> {
-    let mut lines = vec![
-        "SENDEVENT +".to_owned(),
-        format!("UID:{uid}"),
-        format!("SEQUENCE:{seq}"),
-        format!("DTSTART:{day}T100000Z"),
-        format!("DTEND:{day}T110000Z"),
-        format!("SUMMARY:faults {uid}"),
-        "ATTENDEE;ROLE=OWNER:alice@example.com".to_owned(),
-    ];
-    for a in attendees {
-        lines.push(format!("ATTENDEE:{a}"));
-    }
-    lines.push(".".to_owned());
-    lines
-}
-
 // ------------------------------------------------------------------------------------------
 // CAP
 
@@ -80,7 +61,7 @@ fn sendevent_lines(uid: &str, seq: u32, day: &str, attendees: &[&str]) -> Vec<St
 fn vevent(uid: &str, day: &str) -> String {
     format!(
         "BEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20260101T000000Z\nDTSTART:{day}T100000Z\n\
-         DTEND:{day}T110000Z\nSUMMARY:faults {uid}\nEND:VEVENT\n"
+         DTEND:{day}T110000Z\nSUMMARY:event {uid}\nEND:VEVENT\n"
     )
 }
 
@@ -364,7 +345,7 @@ async fn slow_upstream_within_the_command_timeout_stores_once() {
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let started = tokio::time::Instant::now();
     let reply = c
-        .command(&sendevent_lines(
+        .command(&cip_sendevent(
             &cip_uid,
             1,
             "20370801",
@@ -440,7 +421,7 @@ async fn answer_to_a_put_later_than_the_command_timeout() {
     let (cip_uid, cap_uid) = (unique_uid("late-cip"), unique_uid("late-cap"));
 
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
-    let event = sendevent_lines(&cip_uid, 1, "20370803", &["bob@example.com"]);
+    let event = cip_sendevent(&cip_uid, 1, "20370803", &["bob@example.com"]);
     let reply = c.command(&event).await;
     eprintln!("CIP: {reply:?}");
     assert_eq!(reply, vec!["NO 000 Upstream unavailable"]);
@@ -577,7 +558,7 @@ async fn slow_free_busy_answers_or_fails_never_all_free() {
     let direct = start_gateway(config()).await;
     let mut c = LineClient::logged_in(direct.cip_addr.unwrap(), "alice").await;
     let reply = c
-        .command(&sendevent_lines(&uid, 1, "20370806", &["bob@example.com"]))
+        .command(&cip_sendevent(&uid, 1, "20370806", &["bob@example.com"]))
         .await;
     assert_eq!(reply.last().unwrap(), "OK 000 Event delivered", "{reply:?}");
     settles_at("bob", &uid, 1).await;
@@ -652,7 +633,7 @@ async fn sendevent_stored_then_upstream_gone_leaves_the_delivery_open() {
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let uid = unique_uid("gone-after-put");
     let reply = c
-        .command(&sendevent_lines(&uid, 1, "20370807", &["bob@example.com"]))
+        .command(&cip_sendevent(&uid, 1, "20370807", &["bob@example.com"]))
         .await;
     eprintln!("CIP: {reply:?}");
     assert!(proxy.is_cut(), "the upstream went away at the read-back");
@@ -680,7 +661,7 @@ async fn rsvp_with_the_upstream_gone_at_its_put_changes_nothing() {
     let direct = start_gateway(config()).await;
     let mut alice = LineClient::logged_in(direct.cip_addr.unwrap(), "alice").await;
     let reply = alice
-        .command(&sendevent_lines(&uid, 1, "20370808", &["bob@example.com"]))
+        .command(&cip_sendevent(&uid, 1, "20370808", &["bob@example.com"]))
         .await;
     assert_eq!(reply.last().unwrap(), "OK 000 Event delivered", "{reply:?}");
     settles_at("bob", &uid, 1).await;
@@ -881,14 +862,14 @@ async fn read_only_calendar_refuses_every_write_and_keeps_its_event() {
         "{r:?}"
     );
     assert!(
-        unfolded(&r).contains(&format!("SUMMARY:faults {kept}")),
+        unfolded(&r).contains(&format!("SUMMARY:event {kept}")),
         "{r:?}"
     );
     cap_client::noop(&mut s).await;
 
     let stored = objects_in(&cal.url, "alice", &kept).await;
     assert_eq!(stored.len(), 1);
-    assert!(unfold(&stored[0].data).contains(&format!("SUMMARY:faults {kept}")));
+    assert!(unfold(&stored[0].data).contains(&format!("SUMMARY:event {kept}")));
     assert!(objects_in(&cal.url, "alice", &refused).await.is_empty());
 }
 
@@ -953,7 +934,7 @@ async fn calendar_over_quota_refuses_writes_and_allows_delete() {
     let stored = objects_in(&cal.url, "alice", &kept).await;
     assert_eq!(stored.len(), 1);
     assert!(
-        unfold(&stored[0].data).contains(&format!("SUMMARY:faults {kept}")),
+        unfold(&stored[0].data).contains(&format!("SUMMARY:event {kept}")),
         "the MODIFY that failed changed nothing"
     );
     assert!(objects_in(&cal.url, "alice", &gone).await.is_empty());
@@ -989,7 +970,7 @@ async fn uid_held_in_another_calendar_is_refused_by_both_protocols() {
 
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let reply = c
-        .command(&sendevent_lines(&uid, 1, "20370813", &["bob@example.com"]))
+        .command(&cip_sendevent(&uid, 1, "20370813", &["bob@example.com"]))
         .await;
     eprintln!("CIP: {reply:?}");
     assert!(reply.last().unwrap().starts_with("NO "), "{reply:?}");
@@ -999,7 +980,7 @@ async fn uid_held_in_another_calendar_is_refused_by_both_protocols() {
     assert_eq!(count("bob", &uid).await, 0);
     let there = objects_in(&cal.url, "alice", &uid).await;
     assert_eq!(there.len(), 1);
-    assert!(unfold(&there[0].data).contains(&format!("SUMMARY:faults {uid}")));
+    assert!(unfold(&there[0].data).contains(&format!("SUMMARY:event {uid}")));
 }
 
 /// Data Cyrus rejects although the gateway passes it on: an event that ends where it starts
@@ -1047,7 +1028,7 @@ async fn cip_sendevent_refused_for_its_data_says_so() {
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
 
     let invalid = unique_uid("invalid-cip");
-    let mut event = sendevent_lines(&invalid, 1, "20370815", &["bob@example.com"]);
+    let mut event = cip_sendevent(&invalid, 1, "20370815", &["bob@example.com"]);
     for l in &mut event {
         if l.starts_with("DTEND:") {
             *l = "DTEND:20370815T100000Z".into();
@@ -1067,12 +1048,7 @@ async fn cip_sendevent_refused_for_its_data_says_so() {
         "{r:?}"
     );
     let in_use_reply = c
-        .command(&sendevent_lines(
-            &in_use,
-            1,
-            "20370815",
-            &["bob@example.com"],
-        ))
+        .command(&cip_sendevent(&in_use, 1, "20370815", &["bob@example.com"]))
         .await;
     c.noop().await;
     eprintln!("CIP: {invalid_reply:?} {in_use_reply:?}");

@@ -16,20 +16,6 @@ async fn rest(stream: &mut tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&until_closed(stream).await).into_owned()
 }
 
-/// alice's SENDEVENT of `uid`, inviting nobody.
-fn sendevent(uid: &str) -> Vec<String> {
-    [
-        "SENDEVENT +".to_owned(),
-        format!("UID:{uid}"),
-        "SEQUENCE:1".into(),
-        "DTSTART:20351210T100000Z".into(),
-        "DTEND:20351210T110000Z".into(),
-        "ATTENDEE;ROLE=OWNER:alice@example.com".into(),
-        ".".into(),
-    ]
-    .to_vec()
-}
-
 // ---- connection caps (limits.max_connections, limits.max_connections_per_ip) ----
 
 /// CAP over the global cap: `8.1` in the two-dot framing, then the close (cap-04 §7.1.1).
@@ -317,7 +303,7 @@ async fn shutdown_lets_a_running_command_finish() {
     let gw = start_gateway(cfg).await;
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let uid = unique_uid("shutdown");
-    c.send(&sendevent(&uid)).await;
+    c.send(&cip_sendevent(&uid, 1, "20351210", &[])).await;
     // Wait until the PUT is held upstream, then shut down.
     let held = eventually(|| async { (proxy.arrived.load(SeqCst) >= 1).then_some(()) }).await;
     assert!(held.is_some(), "the PUT reached the upstream");
@@ -349,7 +335,13 @@ async fn shutdown_stops_waiting_at_the_grace() {
     cfg.limits.command_timeout_secs = 600;
     let gw = start_gateway(cfg).await;
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
-    c.send(&sendevent(&unique_uid("shutdown-grace"))).await;
+    c.send(&cip_sendevent(
+        &unique_uid("shutdown-grace"),
+        1,
+        "20351210",
+        &[],
+    ))
+    .await;
     let held = eventually(|| async { (proxy.arrived.load(SeqCst) >= 1).then_some(()) }).await;
     assert!(held.is_some(), "the PUT reached the upstream");
     let started = Instant::now();
@@ -469,7 +461,7 @@ async fn upstream_request_timeout_is_reported_and_the_write_not_retried() {
     let gw = start_gateway(cfg).await;
     let mut c = LineClient::logged_in(gw.cip_addr.unwrap(), "alice").await;
     let uid = unique_uid("request-timeout");
-    let answer = c.command(&sendevent(&uid)).await;
+    let answer = c.command(&cip_sendevent(&uid, 1, "20351210", &[])).await;
     let last = answer.last().unwrap();
     assert!(last.starts_with("NO "), "{answer:?}");
     assert!(!answer.iter().any(|l| l.starts_with("OK ")), "{answer:?}");
@@ -502,7 +494,7 @@ async fn line_payload_and_idle_limits_are_answered_and_counted() {
         ["NO 001 Command line too long (the limit is 200 octets)"]
     );
     let uid = unique_uid("too-large");
-    let mut block = sendevent(&uid);
+    let mut block = cip_sendevent(&uid, 1, "20351210", &[]);
     let comment = format!("COMMENT:{}", "a".repeat(150));
     for _ in 0..20 {
         block.insert(block.len() - 1, comment.clone());
@@ -563,7 +555,7 @@ async fn the_circuit_opens_through_the_gateway_and_fails_commands_fast() {
         .all(|l| l != "calgate_upstream_circuit_open 1")
     {
         assert_eq!(
-            c.command(&sendevent(&uid)).await,
+            c.command(&cip_sendevent(&uid, 1, "20351210", &[])).await,
             ["NO 000 Upstream unavailable"]
         );
         failed += 1;
@@ -578,7 +570,7 @@ async fn the_circuit_opens_through_the_gateway_and_fails_commands_fast() {
     // Open: answered at once, no attempt reaches the network.
     let attempts = metric_total(&gw, "calgate_upstream_request_duration_seconds_count{");
     assert_eq!(
-        c.command(&sendevent(&uid)).await,
+        c.command(&cip_sendevent(&uid, 1, "20351210", &[])).await,
         ["NO 000 Upstream unavailable"]
     );
     let (status, body) = http::get(admin, "/readyz").await;

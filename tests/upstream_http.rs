@@ -64,3 +64,40 @@ async fn an_https_upstream_offering_h2_is_spoken_to_in_http_1_1() {
         "request head: {head:?}"
     );
 }
+
+/// `upstream.max_idle_connections` reaches the HTTP client: three PROPFINDs in a row to the real
+/// upstream (through a counting pass-through proxy) reuse one keep-alive connection by default,
+/// and open three when no idle connection may be kept.
+#[tokio::test]
+async fn idle_connections_are_reused_up_to_max_idle_connections() {
+    use std::sync::atomic::Ordering::SeqCst;
+    for (max_idle, expected) in [(None, 1), (Some(0), 3)] {
+        let proxy = Proxy::start(Rule::Pass).await;
+        let up = upstream();
+        let mut config = config_at(&proxy.url(), &up.principal_template, "");
+        if let Some(n) = max_idle {
+            config.upstream.max_idle_connections = n;
+        }
+        let client = CaldavClient::from_config(&config).expect("client");
+        let principal = Url::parse(&proxy.url())
+            .unwrap()
+            .join(&up.principal_template.replace("{user}", "alice"))
+            .unwrap();
+        for _ in 0..3 {
+            client
+                .propfind(
+                    &principal,
+                    calgate::caldav::client::Depth::Zero,
+                    &[calgate::caldav::request::DISPLAYNAME],
+                    &creds("alice"),
+                )
+                .await
+                .expect("PROPFIND of alice's principal");
+        }
+        assert_eq!(
+            proxy.connections.load(SeqCst),
+            expected,
+            "max_idle_connections = {max_idle:?}"
+        );
+    }
+}

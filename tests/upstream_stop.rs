@@ -31,8 +31,8 @@ use calgate::config::Config;
 use common::cap_client::{self, ALICE, status_of, target_status};
 use common::imap::{self, ImapUser};
 use common::{
-    LineClient, Server, begins_request, config_at, objects_with_uid_at, server, unfolded,
-    unique_uid,
+    LineClient, Server, begins_request, cip_sendevent, config_at, objects_with_uid_at, server,
+    unfolded, unique_uid,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -270,20 +270,6 @@ async fn carry(
 // ------------------------------------------------------------------------------------------
 // The clients
 
-fn sendevent(uid: &str, day: &str) -> Vec<String> {
-    [
-        "SENDEVENT +".to_owned(),
-        format!("UID:{uid}"),
-        "SEQUENCE:1".into(),
-        format!("DTSTART:{day}T100000Z"),
-        format!("DTEND:{day}T110000Z"),
-        "ATTENDEE;ROLE=OWNER:alice@example.com".into(),
-        "ATTENDEE:bob@example.com".into(),
-        ".".into(),
-    ]
-    .to_vec()
-}
-
 const FREEBUSY: [&str; 5] = [
     "FREEBUSY +",
     "ATTENDEE:bob@example.com",
@@ -352,7 +338,13 @@ async fn stopped(cyrus: &PrivateCyrus) {
 
     // Up: both work.
     assert_eq!(
-        c.command(&sendevent(&before_cip, "20370901")).await,
+        c.command(&cip_sendevent(
+            &before_cip,
+            1,
+            "20370901",
+            &["bob@example.com"]
+        ))
+        .await,
         vec!["* TENTATIVE bob@example.com", "OK 000 Event delivered"]
     );
     let r = cap_client::senddata(&mut s, &create("c1", &before_cap, "20370901")).await;
@@ -363,7 +355,13 @@ async fn stopped(cyrus: &PrivateCyrus) {
 
     // Down: truthful failures, never OK, and the sessions go on.
     assert_eq!(
-        c.command(&sendevent(&during_cip, "20370901")).await,
+        c.command(&cip_sendevent(
+            &during_cip,
+            1,
+            "20370901",
+            &["bob@example.com"]
+        ))
+        .await,
         vec!["NO 000 Upstream unavailable"]
     );
     assert_eq!(
@@ -412,7 +410,13 @@ async fn stopped(cyrus: &PrivateCyrus) {
     }
     eprintln!("gateway usable again {:?} after the start", back.elapsed());
     assert_eq!(
-        c.command(&sendevent(&during_cip, "20370901")).await,
+        c.command(&cip_sendevent(
+            &during_cip,
+            1,
+            "20370901",
+            &["bob@example.com"]
+        ))
+        .await,
         vec!["* TENTATIVE bob@example.com", "OK 000 Event delivered"]
     );
     let r = cap_client::senddata(&mut s, &create("c3", &during_cap, "20370901")).await;
@@ -451,7 +455,8 @@ async fn frozen(cyrus: &PrivateCyrus) {
     eprintln!("scripts/upstream pause: {took:?}");
     let t = Instant::now();
     assert_eq!(
-        c.command(&sendevent(&before, "20370902")).await,
+        c.command(&cip_sendevent(&before, 1, "20370902", &["bob@example.com"]))
+            .await,
         vec!["NO 000 Upstream unavailable"]
     );
     let waited = t.elapsed();
@@ -468,7 +473,9 @@ async fn frozen(cyrus: &PrivateCyrus) {
     // (b) Frozen just as the PUT goes out: the client hears the timeout failure; Cyrus, once
     // resumed, carries out the PUT it had received (and delivers to bob).
     proxy.arm();
-    let reply = c.command(&sendevent(&at_put, "20370902")).await;
+    let reply = c
+        .command(&cip_sendevent(&at_put, 1, "20370902", &["bob@example.com"]))
+        .await;
     assert_eq!(proxy.froze.load(SeqCst), 1, "Cyrus was frozen at the PUT");
     eprintln!("CIP, frozen at the PUT: {reply:?}");
     assert_eq!(reply, vec!["NO 000 Upstream unavailable"]);
@@ -485,7 +492,8 @@ async fn frozen(cyrus: &PrivateCyrus) {
     assert!(settles_at(cyrus, "bob", &at_put, 1).await);
     // Sending again is harmless: the stored SEQUENCE is recognised, nothing is written twice.
     assert_eq!(
-        c.command(&sendevent(&at_put, "20370902")).await,
+        c.command(&cip_sendevent(&at_put, 1, "20370902", &["bob@example.com"]))
+            .await,
         vec![
             "* TENTATIVE bob@example.com",
             "OK 000 Event unchanged: SEQUENCE 1 is already stored"
@@ -540,11 +548,14 @@ async fn refusing(cyrus: &PrivateCyrus) {
     // SEQUENCE n starts at 09:00 + n hours: Cyrus re-schedules a changed event, not one
     // whose only change is its SEQUENCE.
     let with_carol = |uid: &str, seq: u32| -> Vec<String> {
-        let mut lines = sendevent(uid, "20370903");
-        lines[2] = format!("SEQUENCE:{seq}");
+        let mut lines = cip_sendevent(
+            uid,
+            seq,
+            "20370903",
+            &["bob@example.com", "carol@example.com"],
+        );
         lines[3] = format!("DTSTART:20370903T{:02}0000Z", 9 + seq);
         lines[4] = format!("DTEND:20370903T{:02}3000Z", 9 + seq);
-        lines.insert(lines.len() - 1, "ATTENDEE:carol@example.com".into());
         lines
     };
 

@@ -143,6 +143,24 @@ pub fn unique_uid(tag: &str) -> String {
     )
 }
 
+/// A CIP SENDEVENT block by alice (the organizer) inviting `attendees`, on `day` (YYYYMMDD)
+/// from 10:00 to 11:00 UTC, with `SUMMARY:event <uid>`. Lines 2–4 are SEQUENCE, DTSTART and
+/// DTEND, the last is the terminating `.`.
+pub fn cip_sendevent(uid: &str, seq: u32, day: &str, attendees: &[&str]) -> Vec<String> {
+    let mut lines = vec![
+        "SENDEVENT +".to_owned(),
+        format!("UID:{uid}"),
+        format!("SEQUENCE:{seq}"),
+        format!("DTSTART:{day}T100000Z"),
+        format!("DTEND:{day}T110000Z"),
+        format!("SUMMARY:event {uid}"),
+        "ATTENDEE;ROLE=OWNER:alice@example.com".to_owned(),
+    ];
+    lines.extend(attendees.iter().map(|a| format!("ATTENDEE:{a}")));
+    lines.push(".".to_owned());
+    lines
+}
+
 /// Unfolds iCalendar text (for assertions on whole logical lines).
 pub fn unfold(text: &str) -> String {
     text.replace("\r\n ", "")
@@ -383,6 +401,8 @@ pub struct Proxy {
     pub forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Held requests dropped because the gateway closed the connection first.
     pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Client connections accepted (each gets its own upstream connection).
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     cut: tokio_util::sync::CancellationToken,
 }
 
@@ -414,14 +434,17 @@ impl Proxy {
             arrived: state.arrived.clone(),
             forwarded: state.forwarded.clone(),
             dropped: state.dropped.clone(),
+            connections: Default::default(),
             cut: state.cut.clone(),
         };
+        let connections = proxy.connections.clone();
         tokio::spawn(async move {
             loop {
                 let (inbound, _) = tokio::select! {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => break },
                     _ = state.cut.cancelled() => break,
                 };
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(Self::carry(inbound, target, state.clone()));
             }
         });
