@@ -9,19 +9,6 @@ fn calgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_calgate"))
 }
 
-/// Asserts that a finished `calgate` exited 0 (showing both streams if not) and returns its
-/// standard output, which must be UTF-8.
-fn succeeded(out: &std::process::Output) -> String {
-    let stdout = String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8");
-    assert!(
-        out.status.success(),
-        "{:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn check_config_accepts_the_shipped_file() {
     let out = calgate()

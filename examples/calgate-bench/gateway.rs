@@ -214,12 +214,17 @@ impl Drop for Gateway {
 
 /// VmRSS of a process in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64, BoxError> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A memory field of /proc/<pid>/status in KiB ("VmRSS", "RssAnon", "VmHWM", …).
+pub fn status_kib(pid: u32, field: &str) -> Result<u64, BoxError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS in /proc/<pid>/status".into())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
 }
 
 /// The sum of every sample of metric `name` in Prometheus text.

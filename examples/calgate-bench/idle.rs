@@ -17,16 +17,15 @@
 //! ephemeral ports (about 28,000 per source address on Linux). Logins that fail are counted and
 //! reported, never retried.
 
+use crate::client::{self, Line};
 use crate::gateway::{self, BoxError, Gateway, StartOptions};
-use base64::Engine as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -188,15 +187,6 @@ impl Drop for Worker {
         let _ = self.stdin.flush();
         let _ = self.child.wait();
     }
-}
-
-/// VmRSS-style field of /proc/<pid>/status in KiB ("RssAnon", "VmHWM", …).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn check_args(args: &Args) -> Result<(), BoxError> {
@@ -424,7 +414,7 @@ pub fn run(args: Args) -> Result<(), BoxError> {
                 slope,
                 g.name,
                 g.pid
-                    .and_then(|p| status_kib(p, "RssAnon"))
+                    .and_then(|p| gateway::status_kib(p, "RssAnon").ok())
                     .map_or_else(String::new, |a| format!(" (RssAnon {a} KiB)")),
             );
         }
@@ -594,79 +584,17 @@ async fn open_many(
     (all, failed, first)
 }
 
-/// One session: connect from `source`, read the greeting, `AUTHENTICATE PLAIN` with an initial
-/// response, and expect `2.0` with an `IDENTITY=` line.
+/// One session: connect from `source`, log in with `AUTHENTICATE PLAIN`, and keep the socket.
 async fn login(
     cap: SocketAddr,
     source: Ipv4Addr,
     user: &str,
     password: &str,
 ) -> Result<TcpStream, String> {
-    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-    socket
-        .bind(SocketAddr::new(source.into(), 0))
-        .map_err(|e| format!("bind {source}: {e}"))?;
-    let mut stream = socket
-        .connect(cap)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::new();
-    let greeting = read_reply(&mut stream, &mut buf).await?;
-    if greeting.first().map(String::as_str) != Some("2.0") {
-        return Err(format!("greeting: {}", greeting.join(" | ")));
-    }
-    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-    stream
-        .write_all(format!("AUTHENTICATE PLAIN {plain}\r\n").as_bytes())
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    let reply = read_reply(&mut stream, &mut buf).await?;
-    if reply.first().map(String::as_str) != Some("2.0")
-        || !reply.iter().any(|l| l.starts_with("IDENTITY="))
-    {
-        return Err(format!("AUTHENTICATE: {}", reply.join(" | ")));
-    }
-    if !buf.is_empty() {
-        return Err(format!(
-            "unexpected bytes after the login reply: {:?}",
-            String::from_utf8_lossy(&buf)
-        ));
-    }
-    Ok(stream)
-}
-
-/// Reads one reply: a status line, `.`, data lines, `.`. A reply that is not `2.0` may end
-/// early; it is returned as read when nothing more comes within a second.
-async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<String>, String> {
-    let mut lines = Vec::new();
-    let mut dots = 0;
-    loop {
-        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line)
-                .trim_end_matches(['\r', '\n'])
-                .to_owned();
-            if line == "." {
-                dots += 1;
-            }
-            lines.push(line);
-            if dots == 2 {
-                return Ok(lines);
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let wait = if lines.first().is_some_and(|l| l != "2.0") {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(110)
-        };
-        match tokio::time::timeout(wait, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) => return Err(format!("closed after {:?}", lines.join(" | "))),
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-            Ok(Err(e)) => return Err(format!("read: {e}")),
-            Err(_) if !lines.is_empty() => return Ok(lines),
-            Err(_) => return Err("no reply".into()),
-        }
-    }
+    let session = async {
+        let line =
+            client::cap_login(Line::connect(cap, Some(source)).await?, user, password).await?;
+        line.into_stream()
+    };
+    session.await.map_err(|e: BoxError| e.to_string())
 }

@@ -17,17 +17,14 @@
 //! shows that both sides do the same upstream work.
 
 use crate::Target;
+use crate::client::{self, Line};
 use crate::gateway::{BoxError, Gateway};
-use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -238,6 +235,28 @@ impl Shared {
             .expect("uid is a path segment")
     }
 
+    /// A calendar-query REPORT on `user`'s calendar: its status and the objects found
+    /// (calendar data and Schedule-Tag each).
+    async fn report(
+        &self,
+        user: &str,
+        query: String,
+    ) -> Result<(StatusCode, Vec<(String, Option<String>)>), BoxError> {
+        let (st, _, body) = self
+            .send(
+                user,
+                Method::from_bytes(b"REPORT")?,
+                self.calendar(user),
+                &[
+                    ("Depth", "1"),
+                    ("Content-Type", "application/xml; charset=utf-8"),
+                ],
+                Some(query),
+            )
+            .await?;
+        Ok((st, responses(&body)?))
+    }
+
     /// PUT of a new resource `<uid>.ics` in `user`'s calendar, `If-None-Match: *`.
     async fn put_new(
         &self,
@@ -382,15 +401,19 @@ fn schedule_statuses(xml: &str) -> Result<Vec<String>, BoxError> {
         .collect())
 }
 
-/// Sets `PARTSTAT` on `attendee`'s ATTENDEE line of unfolded iCalendar, as calgate's RSVP does
-/// (SCHEDULE-STATUS removed).
-fn set_partstat(ics: &str, attendee: &str, partstat: &str) -> String {
+/// Unfolded iCalendar with `PARTSTAT` set on `attendee`'s ATTENDEE line, as calgate's RSVP
+/// does (SCHEDULE-STATUS removed); `None` when the line already says so (calgate then writes
+/// nothing).
+fn with_partstat(ics: &str, attendee: &str, partstat: &str) -> Option<String> {
     let unfolded = ics.replace("\r\n ", "").replace("\n ", "");
     let needle = format!(":mailto:{attendee}@{DOMAIN}");
     let mut out = String::with_capacity(unfolded.len() + 16);
     for line in unfolded.lines() {
         if line.starts_with("ATTENDEE") && line.to_ascii_lowercase().ends_with(&needle) {
             let (head, value) = line.split_once(":mailto:").unwrap_or((line, ""));
+            if head.split(';').any(|p| p == format!("PARTSTAT={partstat}")) {
+                return None;
+            }
             let params: Vec<&str> = head
                 .split(';')
                 .filter(|p| !p.starts_with("PARTSTAT=") && !p.starts_with("SCHEDULE-STATUS="))
@@ -405,7 +428,13 @@ fn set_partstat(ics: &str, attendee: &str, partstat: &str) -> String {
             out.push_str("\r\n");
         }
     }
-    out
+    Some(out)
+}
+
+/// Whether RSVP number `seq` accepts (else it declines): answers alternate, so that every
+/// RSVP changes the copy and is written.
+fn accepts(seq: u64) -> bool {
+    seq.is_multiple_of(2)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -424,19 +453,8 @@ async fn direct_op(sh: &Shared, k: usize, seq: u64, op: Op) -> Result<(), BoxErr
                 (CREATED_YEAR, &[])
             };
             let (start, end) = when(year, seq, k as u64);
-            let (st, _, body) = sh
-                .send(
-                    me,
-                    Method::from_bytes(b"REPORT")?,
-                    sh.calendar(me),
-                    &[
-                        ("Depth", "1"),
-                        ("Content-Type", "application/xml; charset=utf-8"),
-                    ],
-                    Some(uid_query(&uid)),
-                )
-                .await?;
-            if st.as_u16() != 207 || !responses(&body)?.is_empty() {
+            let (st, found) = sh.report(me, uid_query(&uid)).await?;
+            if st.as_u16() != 207 || !found.is_empty() {
                 return Err(format!("REPORT by UID: {st}").into());
             }
             let ics = event_ics(&uid, &start, &end, me, attendees, "Bench event");
@@ -461,39 +479,15 @@ async fn direct_op(sh: &Shared, k: usize, seq: u64, op: Op) -> Result<(), BoxErr
         }
         Op::Rsvp => {
             let (_, attendee, uid) = &sh.invitations[&(Mode::Direct, k)];
-            let partstat = if seq.is_multiple_of(2) {
-                "ACCEPTED"
-            } else {
-                "DECLINED"
-            };
-            let (st, _, body) = sh
-                .send(
-                    attendee,
-                    Method::from_bytes(b"REPORT")?,
-                    sh.calendar(attendee),
-                    &[
-                        ("Depth", "1"),
-                        ("Content-Type", "application/xml; charset=utf-8"),
-                    ],
-                    Some(uid_query(uid)),
-                )
-                .await?;
-            let found = responses(&body)?;
+            let partstat = if accepts(seq) { "ACCEPTED" } else { "DECLINED" };
+            let (st, found) = sh.report(attendee, uid_query(uid)).await?;
             let [(data, Some(tag))] = found.as_slice() else {
                 return Err(format!("REPORT by UID for RSVP: {st}, {} found", found.len()).into());
             };
             // As calgate does: no PUT when the copy already says so.
-            let unfolded = data.replace("\r\n ", "").replace("\n ", "");
-            let already = unfolded.lines().any(|l| {
-                l.starts_with("ATTENDEE")
-                    && l.to_ascii_lowercase()
-                        .ends_with(&format!(":mailto:{attendee}@{DOMAIN}"))
-                    && l.contains(&format!("PARTSTAT={partstat}"))
-            });
-            if already {
+            let Some(ics) = with_partstat(data, attendee, partstat) else {
                 return Ok(());
-            }
-            let ics = set_partstat(data, attendee, partstat);
+            };
             let (st, _, _) = sh
                 .send(
                     attendee,
@@ -533,19 +527,8 @@ async fn direct_op(sh: &Shared, k: usize, seq: u64, op: Op) -> Result<(), BoxErr
         }
         Op::Read => {
             let (start, end) = &sh.read_window;
-            let (st, _, body) = sh
-                .send(
-                    me,
-                    Method::from_bytes(b"REPORT")?,
-                    sh.calendar(me),
-                    &[
-                        ("Depth", "1"),
-                        ("Content-Type", "application/xml; charset=utf-8"),
-                    ],
-                    Some(range_query(start, end)),
-                )
-                .await?;
-            let n = responses(&body)?.len();
+            let (st, found) = sh.report(me, range_query(start, end)).await?;
+            let n = found.len();
             if st.as_u16() != 207 || n != READ_EVENTS {
                 return Err(format!("REPORT by time range: {st}, {n} events").into());
             }
@@ -555,109 +538,14 @@ async fn direct_op(sh: &Shared, k: usize, seq: u64, op: Op) -> Result<(), BoxErr
 }
 
 // ------------------------------------------------------------------------------------------
-// The legacy clients.
+// The legacy clients (crate::client).
 
-/// A line-oriented client connection.
-struct Line {
-    r: BufReader<OwnedReadHalf>,
-    w: OwnedWriteHalf,
-    buf: String,
-}
-
-impl Line {
-    async fn connect(addr: std::net::SocketAddr) -> Result<Line, BoxError> {
-        let s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        let (r, w) = s.into_split();
-        Ok(Line {
-            r: BufReader::new(r),
-            w,
-            buf: String::new(),
-        })
-    }
-
-    async fn line(&mut self) -> Result<String, BoxError> {
-        self.buf.clear();
-        if self.r.read_line(&mut self.buf).await? == 0 {
-            return Err("the gateway closed the connection".into());
-        }
-        Ok(self.buf.trim_end_matches(['\r', '\n']).to_owned())
-    }
-
-    async fn send(&mut self, text: &str) -> Result<(), BoxError> {
-        self.w.write_all(text.as_bytes()).await?;
-        Ok(())
-    }
-
-    /// A CAP reply: status line, then `.`, data lines, `.` (two-dot framing).
-    async fn cap_reply(&mut self) -> Result<(String, Vec<String>), BoxError> {
-        let status = self.line().await?;
-        let dot = self.line().await?;
-        if dot != "." {
-            return Err(format!("CAP reply {status:?} not followed by '.': {dot:?}").into());
-        }
-        let mut data = Vec::new();
-        loop {
-            let l = self.line().await?;
-            if l == "." {
-                return Ok((status, data));
-            }
-            data.push(l);
-        }
-    }
-
-    /// A CIP reply: `*` lines, a `+` data block up to `.`, and the `OK`/`NO` completion.
-    async fn cip_reply(&mut self) -> Result<(String, Vec<String>), BoxError> {
-        let mut lines = Vec::new();
-        loop {
-            let l = self.line().await?;
-            if l == "+" {
-                loop {
-                    let d = self.line().await?;
-                    if d == "." {
-                        break;
-                    }
-                    lines.push(d);
-                }
-            } else if l.starts_with("OK ") || l.starts_with("NO ") {
-                return Ok((l, lines));
-            } else {
-                lines.push(l);
-            }
-        }
-    }
-}
-
-/// A logged-in CIP session.
 async fn cip_login(addr: std::net::SocketAddr, user: &str) -> Result<Line, BoxError> {
-    let mut c = Line::connect(addr).await?;
-    let greeting = c.line().await?;
-    if !greeting.starts_with("OK CIP 1.0") {
-        return Err(format!("CIP greeting: {greeting:?}").into());
-    }
-    c.send(&format!("AUTHENTICATE LOGIN {user} {}\r\n", pw(user)))
-        .await?;
-    let (done, _) = c.cip_reply().await?;
-    if !done.starts_with("OK 000") {
-        return Err(format!("CIP login: {done:?}").into());
-    }
-    Ok(c)
+    client::cip_login(Line::connect(addr, None).await?, user, &pw(user)).await
 }
 
-/// A logged-in CAP session.
 async fn cap_login(addr: std::net::SocketAddr, user: &str) -> Result<Line, BoxError> {
-    let mut c = Line::connect(addr).await?;
-    let (greeting, _) = c.cap_reply().await?;
-    if greeting != "2.0" {
-        return Err(format!("CAP greeting: {greeting:?}").into());
-    }
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{}", pw(user)));
-    c.send(&format!("AUTHENTICATE PLAIN {token}\r\n")).await?;
-    let (status, _) = c.cap_reply().await?;
-    if status != "2.0" {
-        return Err(format!("CAP login: {status:?}").into());
-    }
-    Ok(c)
+    client::cap_login(Line::connect(addr, None).await?, user, &pw(user)).await
 }
 
 async fn senddata(c: &mut Line, body: &str) -> Result<(String, Vec<String>), BoxError> {
@@ -694,7 +582,7 @@ async fn gateway_op(sh: &Shared, c: &mut Line, k: usize, seq: u64, op: Op) -> Re
         }
         Op::Rsvp => {
             let (_, attendee, uid) = &sh.invitations[&(Mode::Gateway, k)];
-            let status = if seq.is_multiple_of(2) {
+            let status = if accepts(seq) {
                 "CONFIRMED"
             } else {
                 "DECLINED"
@@ -1020,33 +908,55 @@ fn cpu_time(pid: u32) -> Result<Duration, BoxError> {
 // ------------------------------------------------------------------------------------------
 // Setup.
 
-async fn outbox_of(
-    http: &reqwest::Client,
-    base: &reqwest::Url,
-    principal_template: &str,
-    user: &str,
-) -> Result<reqwest::Url, BoxError> {
-    let body = r#"<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:schedule-outbox-URL/></d:prop></d:propfind>"#;
-    let resp = http
-        .request(
-            Method::from_bytes(b"PROPFIND")?,
-            base.join(&principal_template.replace("{user}", user))?,
-        )
-        .basic_auth(user, Some(pw(user)))
-        .header("Depth", "0")
-        .header("Content-Type", "application/xml; charset=utf-8")
-        .body(body)
-        .send()
-        .await?;
-    let text = resp.text().await?;
-    let doc = roxmltree::Document::parse(&text)?;
-    let href = doc
-        .descendants()
-        .find(|n| n.has_tag_name(("urn:ietf:params:xml:ns:caldav", "schedule-outbox-URL")))
-        .and_then(|n| n.descendants().find(|h| h.has_tag_name(("DAV:", "href"))))
-        .and_then(|h| h.text())
-        .ok_or_else(|| format!("no schedule-outbox-URL for {user}: {text}"))?;
-    Ok(base.join(href)?)
+impl Shared {
+    /// `user`'s schedule outbox (RFC 6638 §2.2), from their principal.
+    async fn outbox_of(
+        &self,
+        principal_template: &str,
+        user: &str,
+    ) -> Result<reqwest::Url, BoxError> {
+        let body = r#"<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:schedule-outbox-URL/></d:prop></d:propfind>"#;
+        let principal = self
+            .base
+            .join(&principal_template.replace("{user}", user))?;
+        let (_, _, text) = self
+            .send(
+                user,
+                Method::from_bytes(b"PROPFIND")?,
+                principal,
+                &[
+                    ("Depth", "0"),
+                    ("Content-Type", "application/xml; charset=utf-8"),
+                ],
+                Some(body.to_owned()),
+            )
+            .await?;
+        let doc = roxmltree::Document::parse(&text)?;
+        let href = doc
+            .descendants()
+            .find(|n| n.has_tag_name(("urn:ietf:params:xml:ns:caldav", "schedule-outbox-URL")))
+            .and_then(|n| n.descendants().find(|h| h.has_tag_name(("DAV:", "href"))))
+            .and_then(|h| h.text())
+            .ok_or_else(|| format!("no schedule-outbox-URL for {user}: {text}"))?;
+        Ok(self.base.join(href)?)
+    }
+}
+
+/// The READ window of `slot` (minutes since the epoch): (month, day, hour) in READ_YEAR and the
+/// hour as `[start, end)`.
+fn read_window(slot: u64) -> ((u64, u64, u64), (String, String)) {
+    let (month, day, hour) = (
+        (slot / 28 / 10) % 12 + 1,
+        slot % 28 + 1,
+        (slot / 28) % 10 + 8,
+    );
+    (
+        (month, day, hour),
+        (
+            format!("{READ_YEAR}{month:02}{day:02}T{hour:02}0000Z"),
+            format!("{READ_YEAR}{month:02}{day:02}T{:02}0000Z", hour + 1),
+        ),
+    )
 }
 
 async fn setup(args: &Args, max_n: usize) -> Result<Shared, BoxError> {
@@ -1067,59 +977,34 @@ async fn setup(args: &Args, max_n: usize) -> Result<Shared, BoxError> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let run = format!("{now:x}");
-    let mut outbox = BTreeMap::new();
+    let mut sh = Shared {
+        run,
+        base,
+        calendar_template: args.target.calendar_template.clone(),
+        outbox: BTreeMap::new(),
+        http,
+        read_window: (String::new(), String::new()),
+        invitations: BTreeMap::new(),
+        direct_requests: std::sync::Mutex::new(BTreeMap::new()),
+    };
     for &u in users_in_play(max_n) {
-        outbox.insert(
-            u,
-            outbox_of(&http, &base, &args.target.principal_template, u).await?,
-        );
+        let outbox = sh.outbox_of(&args.target.principal_template, u).await?;
+        sh.outbox.insert(u, outbox);
     }
     // The READ window: an hour in READ_YEAR that is empty in every user's calendar (earlier runs
     // seeded others), then READ_EVENTS events per user in it.
     let mut slot = now / 60;
     let (month, day, hour) = loop {
-        let (month, day, hour) = (
-            (slot / 28 / 10) % 12 + 1,
-            slot % 28 + 1,
-            (slot / 28) % 10 + 8,
-        );
-        let (start, end) = (
-            format!("{READ_YEAR}{month:02}{day:02}T{hour:02}0000Z"),
-            format!("{READ_YEAR}{month:02}{day:02}T{:02}0000Z", hour + 1),
-        );
+        let (at, (start, end)) = read_window(slot);
         let mut empty = true;
         for &u in users_in_play(max_n) {
-            let resp = http
-                .request(
-                    Method::from_bytes(b"REPORT")?,
-                    base.join(&args.target.calendar_template.replace("{user}", u))?,
-                )
-                .basic_auth(u, Some(pw(u)))
-                .header("Depth", "1")
-                .header("Content-Type", "application/xml; charset=utf-8")
-                .body(range_query(&start, &end))
-                .send()
-                .await?;
-            empty &= responses(&resp.text().await?)?.is_empty();
+            empty &= sh.report(u, range_query(&start, &end)).await?.1.is_empty();
         }
         if empty {
-            break (month, day, hour);
+            sh.read_window = (start, end);
+            break at;
         }
         slot += 1;
-    };
-    let read_window = (
-        format!("{READ_YEAR}{month:02}{day:02}T{hour:02}0000Z"),
-        format!("{READ_YEAR}{month:02}{day:02}T{:02}0000Z", hour + 1),
-    );
-    let mut sh = Shared {
-        run,
-        base,
-        calendar_template: args.target.calendar_template.clone(),
-        outbox,
-        http,
-        read_window,
-        invitations: BTreeMap::new(),
-        direct_requests: std::sync::Mutex::new(BTreeMap::new()),
     };
     let reads = users_in_play(max_n)
         .iter()

@@ -11,6 +11,7 @@
 //! target/release/examples/calgate-bench idle  --help
 //! ```
 
+mod client;
 mod gateway;
 mod idle;
 mod load;

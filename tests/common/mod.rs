@@ -143,6 +143,19 @@ pub fn unique_uid(tag: &str) -> String {
     )
 }
 
+/// Asserts that a finished process exited 0 (showing both streams if not) and returns its
+/// standard output, which must be UTF-8.
+pub fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8");
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A CIP SENDEVENT block by alice (the organizer) inviting `attendees`, on `day` (YYYYMMDD)
 /// from 10:00 to 11:00 UTC, with `SUMMARY:event <uid>`. Lines 2–4 are SEQUENCE, DTSTART and
 /// DTEND, the last is the terminating `.`.
