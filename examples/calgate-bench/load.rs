@@ -431,6 +431,18 @@ fn with_partstat(ics: &str, attendee: &str, partstat: &str) -> Option<String> {
     Some(out)
 }
 
+/// Runs `futures` with at most `n` in flight; the outputs in the futures' order.
+async fn at_most<F: std::future::Future>(
+    n: usize,
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(futures)
+        .buffered(n)
+        .collect()
+        .await
+}
+
 /// Whether RSVP number `seq` accepts (else it declines): answers alternate, so that every
 /// RSVP changes the copy and is written.
 fn accepts(seq: u64) -> bool {
@@ -776,25 +788,16 @@ async fn run_round(
             }
         });
         // At most 64 logins at a time.
-        let mut all = Vec::with_capacity(n);
-        let mut pending = logins.collect::<Vec<_>>().into_iter();
-        loop {
-            let chunk: Vec<_> = pending.by_ref().take(64).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            for r in futures_util::future::join_all(chunk).await {
-                match r {
-                    Ok(c) => all.push(Some(c)),
-                    // A failed login is an error of the round, and that worker sits it out.
-                    Err(e) => {
-                        all.push(None);
-                        login_errors.push(format!("login: {e}"));
-                    }
+        for r in at_most(64, logins).await {
+            match r {
+                Ok(c) => sessions.push(Some(c)),
+                // A failed login is an error of the round, and that worker sits it out.
+                Err(e) => {
+                    sessions.push(None);
+                    login_errors.push(format!("login: {e}"));
                 }
             }
         }
-        sessions = all;
     } else {
         sessions.resize_with(n, || None);
     }
@@ -1029,17 +1032,8 @@ async fn setup(args: &Args, max_n: usize) -> Result<Shared, BoxError> {
                 Ok(())
             }
         });
-    {
-        let mut it = reads.collect::<Vec<_>>().into_iter();
-        loop {
-            let chunk: Vec<_> = it.by_ref().take(8).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            for r in futures_util::future::join_all(chunk).await {
-                r?;
-            }
-        }
+    for r in at_most(8, reads).await {
+        r?;
     }
     // One invitation per (mode, worker) for RSVP: organized by the next user, to the worker's.
     let mut invitations = BTreeMap::new();
@@ -1078,17 +1072,9 @@ async fn setup(args: &Args, max_n: usize) -> Result<Shared, BoxError> {
                 Err(format!("{org}'s invitation never reached {me}").into())
             }
         });
-        let seeds: Vec<_> = seeds.collect();
-        let mut it = seeds.into_iter();
-        loop {
-            let chunk: Vec<_> = it.by_ref().take(4).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            for r in futures_util::future::join_all(chunk).await {
-                let (key, v) = r?;
-                invitations.insert(key, v);
-            }
+        for r in at_most(4, seeds).await {
+            let (key, v) = r?;
+            invitations.insert(key, v);
         }
     }
     sh.invitations = invitations;
