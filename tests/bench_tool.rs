@@ -1,7 +1,7 @@
 //! The benchmark tool (`examples/calgate-bench`, BENCHMARKS.md) against the real upstream, in
 //! miniature: every answer it checks comes back right, so its figures mean what they say. No
-//! speed is asserted. `scripts/test` builds the example before the tests run
-//! (`cargo test --examples`).
+//! speed is asserted. `scripts/test` builds the example (`cargo build --example calgate-bench`)
+//! before the tests run.
 
 mod common;
 
